@@ -1,0 +1,17 @@
+"""laber: experience replay for deep reinforcement learning, built around Large Batch Experience Replay.
+
+LaBER (Lahire, Geist, Rachelson, "Large Batch Experience Replay", ICML 2022, arXiv:2110.01528) draws a large
+uniform batch of ``m * B`` transitions, scores each with a cheap surrogate priority from the current network and
+sub-samples ``B`` of them in proportion, with importance weights that keep the gradient estimate unbiased.
+"""
+
+from laber.laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
+
+__all__ = [
+    "LaBERlazy",
+    "LaBERmax",
+    "LaBERmean",
+    "laber_subsample",
+]
+
+__version__ = "0.1.0"

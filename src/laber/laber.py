@@ -1,0 +1,415 @@
+r"""LaBER sub-samplers: ``LaBERmean``, ``LaBERlazy``, ``LaBERmax`` and the functional ``laber_subsample``.
+
+Large Batch Experience Replay (T. Lahire, M. Geist, E. Rachelson, "Large Batch Experience Replay", ICML 2022,
+arXiv:2110.01528) draws a large uniform batch of ``N = m * B`` transitions, scores each with a surrogate
+priority computed by the *current* network (``|TD|`` for an L2 loss, ``min(|TD|, 1)`` for the Huber loss), and
+sub-samples ``B`` of them with replacement in proportion to those priorities.
+
+Given priorities ``p`` of length ``N`` and ``eps >= 0``::
+
+    q_k = p_k + eps,        P_k = q_k / sum_i q_i
+
+``B`` positions ``j`` are drawn i.i.d. from ``P`` and returned as ``indexes`` (int64 positions *in the large
+batch*), with importance weights
+
+* ``LaBERmean``: ``w_j = mean(q) / q_j = 1 / (N * P_j)``. For any per-sample quantity ``f`` (a loss, a
+  gradient) ``E[mean_b w_b f_{j_b}] = mean_k f_k``: the weighted sub-batch is an unbiased estimate of the
+  large-batch mean. This is the variant the paper recommends.
+* ``LaBERlazy``: ``w_j = 1 / q_j``, the paper's un-normalised "lazy" weights (the scale is absorbed by the
+  learning rate). Note: cpprb's ``LaBERlazy`` returns ``1 / P_j = sum(q) / q_j`` instead, which is ``N`` times
+  ``LaBERmean``'s weights; laber follows the paper.
+* ``LaBERmax``: ``w_j = (1 / q_j) / max_{i drawn} (1 / q_i)``, PER-style weights in ``(0, 1]``, biased in
+  scale.
+
+Inputs and outputs: torch tensors (CPU or CUDA; float16, bfloat16, float32, float64; ``requires_grad`` is
+allowed, priorities are detached) give torch results on the same device, computed with torch ops and, by
+default on accelerators, without a host synchronisation. numpy arrays, lists and objects with ``__array__``
+(TF eager tensors, JAX arrays) give numpy results. Weights are float32 for 16- and 32-bit float priorities
+and float64 otherwise; ``indexes`` are int64.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+
+from laber._validation import (
+    RngLike,
+    as_generator,
+    check_nonnegative_float,
+    check_positive_int,
+    short_repr,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["LaBERlazy", "LaBERmax", "LaBERmean", "laber_subsample"]
+
+Variant = Literal["mean", "lazy", "max"]
+_VARIANTS: tuple[str, ...] = ("mean", "lazy", "max")
+_RESERVED = frozenset({"weights", "indexes"})
+_LOW_PRECISION_NP = (np.dtype(np.float16), np.dtype(np.float32))
+
+
+def _torch_module() -> Any:
+    """The torch module if the user already imported it (a torch tensor cannot exist otherwise)."""
+    return sys.modules.get("torch")
+
+
+def _is_tensor(x: object) -> bool:
+    torch = _torch_module()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def _bad_priorities_message(p: np.ndarray, eps: float) -> str:
+    """Explain why priorities (already 1-D, right length) cannot define a distribution."""
+    finite = np.isfinite(p)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite)[0])
+        return f"priorities must be finite and >= 0, got priorities[{k}]={p[k]!r}"
+    negative = p < 0
+    if negative.any():
+        k = int(np.flatnonzero(negative)[0])
+        return f"priorities must be finite and >= 0, got priorities[{k}]={p[k]!r}"
+    total = float(np.sum(p, dtype=np.float64)) + eps * p.size
+    if total == 0.0:
+        return (
+            "priorities must not all be zero when eps=0 (no distribution to draw from), "
+            f"got priorities={short_repr(p)} with eps={eps!r}"
+        )
+    return f"sum of priorities + eps overflows float64, got priorities={short_repr(p)}"
+
+
+def _check_priorities_shape(shape: tuple[int, ...], n: int | None, dtype_kind: str, dtype: object) -> None:
+    if dtype_kind not in "fiu":
+        raise TypeError(f"priorities must hold real numbers, got dtype={dtype}")
+    if len(shape) != 1:
+        raise ValueError(f"priorities must be 1-D, got shape={shape}")
+    if n is None:
+        if shape[0] == 0:
+            raise ValueError("priorities must not be empty, got shape=(0,)")
+    elif shape[0] != n:
+        raise ValueError(f"priorities must have length m*batch_size={n}, got length {shape[0]}")
+
+
+def _prepare_arrays(arrays: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """Validate the extra arrays (names and leading lengths) and convert non-tensors to numpy."""
+    out: dict[str, Any] = {}
+    for key, value in arrays.items():
+        if key in _RESERVED:
+            raise ValueError(
+                f"extra array name {key!r} collides with an output key ({', '.join(sorted(_RESERVED))}); rename it"
+            )
+        if not _is_tensor(value):
+            try:
+                value = np.asarray(value)
+            except Exception as exc:  # pragma: no cover - exotic objects
+                raise TypeError(f"extra array {key!r} cannot be converted to an array: {exc}") from exc
+        shape = tuple(value.shape)
+        if len(shape) == 0 or shape[0] != n:
+            raise ValueError(f"extra array {key!r} must have leading length m*batch_size={n}, got shape={shape}")
+        out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- numpy path
+def _numpy_priorities(priorities: Any, n: int | None) -> np.ndarray:
+    try:
+        p = np.asarray(priorities)
+    except Exception as exc:
+        raise TypeError(f"priorities cannot be converted to an array: {short_repr(priorities)}") from exc
+    _check_priorities_shape(p.shape, n, p.dtype.kind, p.dtype)
+    return p
+
+
+def _draw_numpy(
+    p: np.ndarray, batch_size: int, variant: str, eps: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    size = p.shape[0]
+    q = np.add(p, eps, dtype=np.float64)
+    cdf = np.cumsum(q)
+    total = float(cdf[-1])
+    # A NaN or inf anywhere makes the total non-finite; a negative entry needs its own check.
+    if not (0.0 < total < np.inf) or p.min() < 0:
+        raise ValueError(_bad_priorities_message(p, eps))
+    u = rng.random(batch_size)
+    u *= total
+    idx = cdf.searchsorted(u, side="right")
+    np.minimum(idx, size - 1, out=idx)  # guard against u rounding up to the total
+    qi = q.take(idx)
+    if variant == "mean":
+        w = (total / size) / qi
+    elif variant == "lazy":
+        w = 1.0 / qi
+    else:
+        w = qi.min() / qi  # == (1/q_j) / max_i (1/q_i)
+    if p.dtype in _LOW_PRECISION_NP:
+        w = w.astype(np.float32)
+    return idx.astype(np.int64, copy=False), w
+
+
+# ----------------------------------------------------------------------------------------------- torch path
+_TorchGenerators = dict[str, "torch.Generator"]
+
+
+def _torch_generator(cache: _TorchGenerators, device: Any, rng: np.random.Generator) -> Any:
+    """A torch Generator for ``device``, re-seeded from ``rng`` so numpy's Generator stays the only state."""
+    torch = _torch_module()
+    key = str(device)
+    gen = cache.get(key)
+    if gen is None:
+        gen = torch.Generator(device=device)
+        cache[key] = gen
+    gen.manual_seed(int(rng.integers(0, 2**63 - 1)))
+    return gen
+
+
+def _torch_priorities(priorities: Any, n: int | None) -> Any:
+    torch = _torch_module()
+    p = priorities.detach()
+    if p.dtype == torch.bool or p.is_complex():
+        raise TypeError(f"priorities must hold real numbers, got dtype={p.dtype}")
+    _check_priorities_shape(tuple(p.shape), n, "f", p.dtype)
+    return p
+
+
+def _draw_torch(
+    p: Any,
+    batch_size: int,
+    variant: str,
+    eps: float,
+    rng: np.random.Generator,
+    cache: _TorchGenerators,
+    check_values: bool | None,
+) -> tuple[Any, Any]:
+    torch = _torch_module()
+    size = p.shape[0]
+    device = p.device
+    work = torch.float32 if device.type == "mps" else torch.float64
+    q = p.to(work) + eps
+    cdf = torch.cumsum(q, 0)
+    total = cdf[-1:]
+    check = (device.type == "cpu") if check_values is None else check_values
+    if check:  # one host synchronisation on accelerators, none on CPU
+        t = float(total.item())
+        if not (0.0 < t < float("inf")) or bool((p < 0).any()):
+            raise ValueError(_bad_priorities_message(p.cpu().double().numpy(), eps))
+    gen = _torch_generator(cache, device, rng)
+    u = torch.rand(batch_size, generator=gen, device=device, dtype=work)
+    u.mul_(total)
+    idx = torch.searchsorted(cdf, u, right=True).clamp_(max=size - 1)
+    qi = q.index_select(0, idx)
+    if variant == "mean":
+        w = (total / size) / qi
+    elif variant == "lazy":
+        w = qi.reciprocal()
+    else:
+        w = qi.min() / qi
+    out_dtype = torch.float32 if p.dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float64
+    return idx, w.to(out_dtype)
+
+
+# ----------------------------------------------------------------------------------------------- shared core
+def _subsample(
+    priorities: Any,
+    batch_size: int,
+    n: int | None,
+    variant: str,
+    eps: float,
+    rng: np.random.Generator,
+    cache: _TorchGenerators,
+    check_values: bool | None,
+    arrays: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The one implementation behind the classes and ``laber_subsample``.
+
+    The whole call (priorities' shape, extra arrays, priorities' values) is validated before anything is
+    drawn, so a failed call leaves the generator where it was.
+    """
+    if _is_tensor(priorities):
+        p = _torch_priorities(priorities, n)
+        prepared = _prepare_arrays(arrays, int(p.shape[0]))
+        idx, w = _draw_torch(p, batch_size, variant, eps, rng, cache, check_values)
+    else:
+        p = _numpy_priorities(priorities, n)
+        prepared = _prepare_arrays(arrays, int(p.shape[0]))
+        idx, w = _draw_numpy(p, batch_size, variant, eps, rng)
+    out = _gather(prepared, idx)
+    out["weights"] = w
+    out["indexes"] = idx
+    return out
+
+
+def _gather(arrays: Mapping[str, Any], idx: Any) -> dict[str, Any]:
+    """Sub-sample every extra array along axis 0; tensors stay on their device, the rest is numpy."""
+    out: dict[str, Any] = {}
+    torch_idx = _is_tensor(idx)
+    np_idx: np.ndarray | None = None if torch_idx else idx
+    for key, value in arrays.items():
+        if _is_tensor(value):
+            t_idx = idx if torch_idx else _torch_module().from_numpy(idx)
+            out[key] = value.index_select(0, t_idx.to(value.device))
+        else:
+            if np_idx is None:
+                np_idx = idx.cpu().numpy()  # numpy extras beside tensor priorities: one device-to-host copy
+            out[key] = value.take(np_idx, axis=0)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- public API
+class _LaBER:
+    """Common machinery of the three LaBER sub-samplers; see the module docstring for the formulas."""
+
+    variant: ClassVar[str]
+
+    def __init__(
+        self,
+        batch_size: int,
+        m: int = 4,
+        *,
+        eps: float = 1e-6,
+        rng: RngLike = None,
+        check_values: bool | None = None,
+    ) -> None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+        m = check_positive_int(m, "m")
+        eps = check_nonnegative_float(eps, "eps")
+        if check_values is not None and not isinstance(check_values, bool):
+            raise TypeError(f"check_values must be None, True or False, got check_values={check_values!r}")
+        self._batch_size = batch_size
+        self._m = m
+        self._eps = eps
+        self._rng = as_generator(rng)
+        self._check_values = check_values
+        self._torch_generators: _TorchGenerators = {}
+
+    @property
+    def batch_size(self) -> int:
+        """``B``, the number of transitions drawn by each call."""
+        return self._batch_size
+
+    @property
+    def m(self) -> int:
+        """The large-batch multiplier: each call takes ``m * batch_size`` priorities."""
+        return self._m
+
+    @property
+    def eps(self) -> float:
+        """Added to every priority: ``q = priorities + eps``."""
+        return self._eps
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator every draw comes from (torch draws are seeded from it too)."""
+        return self._rng
+
+    def __call__(self, *, priorities: Any, **arrays: Any) -> dict[str, Any]:
+        """Sub-sample ``batch_size`` positions of the large batch in proportion to ``priorities + eps``.
+
+        Args:
+            priorities: ``m * batch_size`` surrogate priorities (finite, ``>= 0``): a torch tensor, a numpy
+                array, a list or anything with ``__array__``.
+            **arrays: extra arrays of leading length ``m * batch_size``, each sub-sampled along axis 0 with
+                the same indexes (torch tensors stay torch on their device; anything else becomes numpy).
+
+        Returns:
+            A dict with every extra array sub-sampled, ``weights`` (shape ``(batch_size,)``) and ``indexes``
+            (int64 positions in the large batch), all fresh arrays.
+
+        Raises:
+            ValueError, TypeError: on bad input, naming the argument; nothing is drawn then.
+        """
+        return _subsample(
+            priorities,
+            self._batch_size,
+            self._batch_size * self._m,
+            self.variant,
+            self._eps,
+            self._rng,
+            self._torch_generators,
+            self._check_values,
+            arrays,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self._batch_size}, m={self._m}, eps={self._eps!r})"
+
+
+class LaBERmean(_LaBER):
+    r"""LaBER-mean sub-sampler (Lahire et al., ICML 2022), the recommended variant.
+
+    Draws ``B`` positions i.i.d. with ``P_j = q_j / sum(q)``, ``q = priorities + eps``, and returns weights
+    ``w_j = mean(q) / q_j = 1 / (N P_j)`` (``N = m B``), so that ``E[mean_b w_b f_{j_b}] = mean_k f_k``:
+    the weighted sub-batch loss is an unbiased estimate of the large batch's mean loss.
+
+    Args:
+        batch_size: ``B``, the output batch size (a positive int).
+        m: multiplier; each call takes ``m * B`` priorities (default 4).
+        eps: added to every priority before drawing (``>= 0``; ``0`` reproduces the paper exactly).
+        rng: an int seed or a ``numpy.random.Generator``; the same seed gives the same draws (numpy and
+            torch paths alike).
+        check_values: check priorities for NaN, inf, negative and all-zero values. ``None`` (default) checks
+            wherever it costs no device synchronisation (numpy input and CPU tensors) and skips it for
+            tensors on accelerators; ``True`` always checks (one host synchronisation per call on CUDA);
+            ``False`` never checks (bad values then give NaN or inf weights).
+
+    Example:
+        >>> laber = LaBERmean(32, 4, rng=0)
+        >>> out = laber(priorities=np.random.default_rng(1).random(128))
+        >>> out["indexes"].shape, out["weights"].dtype
+        ((32,), dtype('float64'))
+    """
+
+    variant = "mean"
+
+
+class LaBERlazy(_LaBER):
+    r"""LaBER-lazy sub-sampler: weights ``w_j = 1 / q_j`` with ``q = priorities + eps`` (the paper's).
+
+    Same draw as :class:`LaBERmean`; the weights are not normalised, the constant factor ``mean(q)`` being
+    left to the learning rate. cpprb's ``LaBERlazy`` returns ``sum(q) / q_j`` instead (``N`` times
+    LaBER-mean's weights); laber follows the paper (Lahire et al., ICML 2022). Arguments as
+    :class:`LaBERmean`.
+    """
+
+    variant = "lazy"
+
+
+class LaBERmax(_LaBER):
+    r"""LaBER-max sub-sampler: weights ``w_j = (1 / q_j) / max_{i drawn} (1 / q_i)``, in ``(0, 1]``.
+
+    Normalised by the largest weight in the drawn batch, as PER does (Schaul et al., 2016); biased in scale.
+    Same draw as :class:`LaBERmean` (Lahire et al., ICML 2022). Arguments as :class:`LaBERmean`.
+    """
+
+    variant = "max"
+
+
+def laber_subsample(
+    priorities: Any,
+    batch_size: int,
+    *,
+    variant: Variant = "mean",
+    eps: float = 1e-6,
+    rng: RngLike = None,
+    check_values: bool | None = None,
+    **arrays: Any,
+) -> dict[str, Any]:
+    """Functional LaBER: draw ``batch_size`` positions from ``N = len(priorities)`` and weight them.
+
+    The same implementation as :class:`LaBERmean` / :class:`LaBERlazy` / :class:`LaBERmax` (choose with
+    ``variant``), without the object. ``N`` need not be a multiple of ``batch_size``. Pass a
+    ``numpy.random.Generator`` as ``rng`` to keep a stream across calls; an int seed restarts it each call.
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if variant not in _VARIANTS:
+        raise ValueError(f"variant must be one of {_VARIANTS}, got variant={variant!r}")
+    eps = check_nonnegative_float(eps, "eps")
+    if check_values is not None and not isinstance(check_values, bool):
+        raise TypeError(f"check_values must be None, True or False, got check_values={check_values!r}")
+    return _subsample(priorities, batch_size, None, variant, eps, as_generator(rng), {}, check_values, arrays)
