@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -52,7 +53,10 @@ __all__ = ["LaBERlazy", "LaBERmax", "LaBERmean", "laber_subsample"]
 Variant = Literal["mean", "lazy", "max"]
 _VARIANTS: tuple[str, ...] = ("mean", "lazy", "max")
 _RESERVED = frozenset({"weights", "indexes"})
-_LOW_PRECISION_NP = (np.dtype(np.float16), np.dtype(np.float32))
+_LOW_PRECISION_CHARS = "ef"  # float16, float32: weights come back float32
+_INF = float("inf")
+_MIN = np.minimum.reduce
+_INTP_IS_INT64 = np.dtype(np.intp) == np.dtype(np.int64)
 
 
 def _torch_module() -> Any:
@@ -76,7 +80,8 @@ def _bad_priorities_message(p: np.ndarray, eps: float) -> str:
     if negative.any():
         k = int(np.flatnonzero(negative)[0])
         return f"priorities must be finite and >= 0, got priorities[{k}]={p[k]!r}"
-    total = float(np.sum(p, dtype=np.float64)) + eps * p.size
+    with np.errstate(over="ignore"):
+        total = float(np.sum(p, dtype=np.float64)) + eps * p.size
     if total == 0.0:
         return (
             "priorities must not all be zero when eps=0 (no distribution to draw from), "
@@ -112,13 +117,18 @@ def _prepare_arrays(arrays: Mapping[str, Any], n: int) -> dict[str, Any]:
                 raise TypeError(f"extra array {key!r} cannot be converted to an array: {exc}") from exc
         shape = tuple(value.shape)
         if len(shape) == 0 or shape[0] != n:
-            raise ValueError(f"extra array {key!r} must have leading length m*batch_size={n}, got shape={shape}")
+            raise ValueError(
+                f"extra array {key!r} must have leading length N={n} (that of priorities), got shape={shape}"
+            )
         out[key] = value
     return out
 
 
 # ----------------------------------------------------------------------------------------------- numpy path
 def _numpy_priorities(priorities: Any, n: int | None) -> np.ndarray:
+    if type(priorities) is np.ndarray and priorities.ndim == 1 and priorities.shape[0] == n:
+        if priorities.dtype.kind in "fiu":  # the common case, checked without building messages
+            return priorities
     try:
         p = np.asarray(priorities)
     except Exception as exc:
@@ -128,29 +138,35 @@ def _numpy_priorities(priorities: Any, n: int | None) -> np.ndarray:
 
 
 def _draw_numpy(
-    p: np.ndarray, batch_size: int, variant: str, eps: float, rng: np.random.Generator
+    p: np.ndarray, batch_size: int, opts: _Options, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     size = p.shape[0]
-    q = np.add(p, eps, dtype=np.float64)
-    cdf = np.cumsum(q)
-    total = float(cdf[-1])
+    eps = opts.eps
+    q = np.add(p, eps, dtype=np.float64) if eps else p.astype(np.float64)
+    cdf = q.cumsum()  # (bad input may warn of an overflow here; it is reported below as a ValueError)
+    total = cdf.item(-1)
     # A NaN or inf anywhere makes the total non-finite; a negative entry needs its own check.
-    if not (0.0 < total < np.inf) or p.min() < 0:
+    if not (0.0 < total < _INF) or (p.dtype.kind != "u" and _MIN(p) < 0):
         raise ValueError(_bad_priorities_message(p, eps))
     u = rng.random(batch_size)
+    if not opts.shuffle:
+        # Sorting the uniforms returns the same multiset of draws in ascending order, and lets the search walk
+        # the CDF forwards (about twice as fast as B independent binary searches).
+        u.sort()
     u *= total
+    # rng.random() <= 1 - 2**-53, so u < total exactly and the search never runs past the last positive entry;
+    # a zero-probability entry spans an empty interval [cdf[k-1], cdf[k]) and is never returned.
     idx = cdf.searchsorted(u, side="right")
-    np.minimum(idx, size - 1, out=idx)  # guard against u rounding up to the total
     qi = q.take(idx)
+    w_dtype = np.float32 if p.dtype.char in _LOW_PRECISION_CHARS else np.float64
+    variant = opts.variant
     if variant == "mean":
-        w = (total / size) / qi
+        w = np.divide(total / size, qi, dtype=w_dtype)
     elif variant == "lazy":
-        w = 1.0 / qi
+        w = np.divide(1.0, qi, dtype=w_dtype)
     else:
-        w = qi.min() / qi  # == (1/q_j) / max_i (1/q_i)
-    if p.dtype in _LOW_PRECISION_NP:
-        w = w.astype(np.float32)
-    return idx.astype(np.int64, copy=False), w
+        w = np.divide(qi.min(), qi, dtype=w_dtype)  # == (1/q_j) / max_i (1/q_i)
+    return (idx if _INTP_IS_INT64 else idx.astype(np.int64)), w
 
 
 # ----------------------------------------------------------------------------------------------- torch path
@@ -179,34 +195,32 @@ def _torch_priorities(priorities: Any, n: int | None) -> Any:
 
 
 def _draw_torch(
-    p: Any,
-    batch_size: int,
-    variant: str,
-    eps: float,
-    rng: np.random.Generator,
-    cache: _TorchGenerators,
-    check_values: bool | None,
+    p: Any, batch_size: int, opts: _Options, rng: np.random.Generator, cache: _TorchGenerators
 ) -> tuple[Any, Any]:
     torch = _torch_module()
     size = p.shape[0]
     device = p.device
     work = torch.float32 if device.type == "mps" else torch.float64
-    q = p.to(work) + eps
+    q = p.to(work)
+    if opts.eps:
+        q = q + opts.eps
     cdf = torch.cumsum(q, 0)
     total = cdf[-1:]
-    check = (device.type == "cpu") if check_values is None else check_values
+    check = (device.type == "cpu") if opts.check_values is None else opts.check_values
     if check:  # one host synchronisation on accelerators, none on CPU
         t = float(total.item())
         if not (0.0 < t < float("inf")) or bool((p < 0).any()):
-            raise ValueError(_bad_priorities_message(p.cpu().double().numpy(), eps))
+            raise ValueError(_bad_priorities_message(p.cpu().double().numpy(), opts.eps))
     gen = _torch_generator(cache, device, rng)
     u = torch.rand(batch_size, generator=gen, device=device, dtype=work)
+    if not opts.shuffle:
+        u = torch.sort(u).values
     u.mul_(total)
     idx = torch.searchsorted(cdf, u, right=True).clamp_(max=size - 1)
     qi = q.index_select(0, idx)
-    if variant == "mean":
+    if opts.variant == "mean":
         w = (total / size) / qi
-    elif variant == "lazy":
+    elif opts.variant == "lazy":
         w = qi.reciprocal()
     else:
         w = qi.min() / qi
@@ -215,15 +229,31 @@ def _draw_torch(
 
 
 # ----------------------------------------------------------------------------------------------- shared core
+@dataclass(frozen=True)
+class _Options:
+    variant: str
+    eps: float
+    check_values: bool | None
+    shuffle: bool
+
+    @classmethod
+    def checked(cls, variant: str, eps: object, check_values: object, shuffle: object) -> _Options:
+        if variant not in _VARIANTS:
+            raise ValueError(f"variant must be one of {_VARIANTS}, got variant={variant!r}")
+        if check_values is not None and not isinstance(check_values, bool):
+            raise TypeError(f"check_values must be None, True or False, got check_values={check_values!r}")
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"shuffle must be True or False, got shuffle={shuffle!r}")
+        return cls(variant, check_nonnegative_float(eps, "eps"), check_values, shuffle)
+
+
 def _subsample(
     priorities: Any,
     batch_size: int,
     n: int | None,
-    variant: str,
-    eps: float,
+    opts: _Options,
     rng: np.random.Generator,
     cache: _TorchGenerators,
-    check_values: bool | None,
     arrays: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The one implementation behind the classes and ``laber_subsample``.
@@ -231,15 +261,15 @@ def _subsample(
     The whole call (priorities' shape, extra arrays, priorities' values) is validated before anything is
     drawn, so a failed call leaves the generator where it was.
     """
-    if _is_tensor(priorities):
+    if type(priorities) is not np.ndarray and _is_tensor(priorities):
         p = _torch_priorities(priorities, n)
-        prepared = _prepare_arrays(arrays, int(p.shape[0]))
-        idx, w = _draw_torch(p, batch_size, variant, eps, rng, cache, check_values)
+        prepared = _prepare_arrays(arrays, int(p.shape[0])) if arrays else {}
+        idx, w = _draw_torch(p, batch_size, opts, rng, cache)
     else:
         p = _numpy_priorities(priorities, n)
-        prepared = _prepare_arrays(arrays, int(p.shape[0]))
-        idx, w = _draw_numpy(p, batch_size, variant, eps, rng)
-    out = _gather(prepared, idx)
+        prepared = _prepare_arrays(arrays, int(p.shape[0])) if arrays else {}
+        idx, w = _draw_numpy(p, batch_size, opts, rng)
+    out = _gather(prepared, idx) if prepared else {}
     out["weights"] = w
     out["indexes"] = idx
     return out
@@ -274,18 +304,15 @@ class _LaBER:
         *,
         eps: float = 1e-6,
         rng: RngLike = None,
+        shuffle: bool = False,
         check_values: bool | None = None,
     ) -> None:
         batch_size = check_positive_int(batch_size, "batch_size")
         m = check_positive_int(m, "m")
-        eps = check_nonnegative_float(eps, "eps")
-        if check_values is not None and not isinstance(check_values, bool):
-            raise TypeError(f"check_values must be None, True or False, got check_values={check_values!r}")
+        self._opts = _Options.checked(self.variant, eps, check_values, shuffle)
         self._batch_size = batch_size
         self._m = m
-        self._eps = eps
         self._rng = as_generator(rng)
-        self._check_values = check_values
         self._torch_generators: _TorchGenerators = {}
 
     @property
@@ -301,7 +328,7 @@ class _LaBER:
     @property
     def eps(self) -> float:
         """Added to every priority: ``q = priorities + eps``."""
-        return self._eps
+        return self._opts.eps
 
     @property
     def rng(self) -> np.random.Generator:
@@ -328,16 +355,17 @@ class _LaBER:
             priorities,
             self._batch_size,
             self._batch_size * self._m,
-            self.variant,
-            self._eps,
+            self._opts,
             self._rng,
             self._torch_generators,
-            self._check_values,
             arrays,
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_size={self._batch_size}, m={self._m}, eps={self._eps!r})"
+        return (
+            f"{type(self).__name__}(batch_size={self._batch_size}, m={self._m}, eps={self._opts.eps!r}, "
+            f"shuffle={self._opts.shuffle})"
+        )
 
 
 class LaBERmean(_LaBER):
@@ -353,6 +381,11 @@ class LaBERmean(_LaBER):
         eps: added to every priority before drawing (``>= 0``; ``0`` reproduces the paper exactly).
         rng: an int seed or a ``numpy.random.Generator``; the same seed gives the same draws (numpy and
             torch paths alike).
+        shuffle: the order of the ``B`` draws. ``False`` (default) returns them in ascending order of
+            ``indexes``: the same multiset as an i.i.d. draw (a minibatch loss, a mean, is blind to order),
+            found by one forward walk of the CDF instead of ``B`` binary searches, and friendlier to the caches
+            of the gathers that follow. ``True`` returns them in draw order, an exchangeable i.i.d. sequence,
+            for code that slices the batch. For the same seed both give the same multiset.
         check_values: check priorities for NaN, inf, negative and all-zero values. ``None`` (default) checks
             wherever it costs no device synchronisation (numpy input and CPU tensors) and skips it for
             tensors on accelerators; ``True`` always checks (one host synchronisation per call on CUDA);
@@ -397,19 +430,17 @@ def laber_subsample(
     variant: Variant = "mean",
     eps: float = 1e-6,
     rng: RngLike = None,
+    shuffle: bool = False,
     check_values: bool | None = None,
     **arrays: Any,
 ) -> dict[str, Any]:
     """Functional LaBER: draw ``batch_size`` positions from ``N = len(priorities)`` and weight them.
 
     The same implementation as :class:`LaBERmean` / :class:`LaBERlazy` / :class:`LaBERmax` (choose with
-    ``variant``), without the object. ``N`` need not be a multiple of ``batch_size``. Pass a
-    ``numpy.random.Generator`` as ``rng`` to keep a stream across calls; an int seed restarts it each call.
+    ``variant``), without the object; the other arguments are theirs. ``N`` need not be a multiple of
+    ``batch_size``. Pass a ``numpy.random.Generator`` as ``rng`` to keep one stream across calls (an int seed
+    restarts it at every call).
     """
     batch_size = check_positive_int(batch_size, "batch_size")
-    if variant not in _VARIANTS:
-        raise ValueError(f"variant must be one of {_VARIANTS}, got variant={variant!r}")
-    eps = check_nonnegative_float(eps, "eps")
-    if check_values is not None and not isinstance(check_values, bool):
-        raise TypeError(f"check_values must be None, True or False, got check_values={check_values!r}")
-    return _subsample(priorities, batch_size, None, variant, eps, as_generator(rng), {}, check_values, arrays)
+    opts = _Options.checked(variant, eps, check_values, shuffle)
+    return _subsample(priorities, batch_size, None, opts, as_generator(rng), {}, arrays)
