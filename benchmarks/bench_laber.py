@@ -1,17 +1,21 @@
 """LaBER sub-sampling, side by side with cpprb 11.0.0: ``LaBERmean(256, m=4)`` on float32 numpy priorities.
 
-Run: ``python benchmarks/bench_laber.py`` (or ``make bench``). Prints microseconds per call and speed-ups.
+Run: ``python benchmarks/bench_laber.py`` (or ``make bench``). Prints microseconds per call and speed-ups,
+each table timed round-robin in one process (see ``_timing.py``).
 """
 
 from __future__ import annotations
 
-import numpy as np
-from _timing import best_us, report
+from collections.abc import Callable
 
+import numpy as np
+
+from _timing import interleaved, report
 from laber import LaBERlazy, LaBERmax, LaBERmean
 
 B, M = 256, 4
 N = B * M
+CPPRB = "cpprb 11.0.0 LaBERmean"
 
 
 def _extras(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -24,49 +28,73 @@ def _extras(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
+def _table(title: str, fns: dict[str, Callable[[], object]], baseline: str) -> None:
+    times = interleaved(fns)
+    report(title, list(times.items()), baseline if baseline in times else next(iter(times)))
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
-    prio = rng.random(N, dtype=np.float32)
+    # 16 different priority vectors, cycled, so branch predictors cannot learn one input
+    prios = [rng.random(N, dtype=np.float32) for _ in range(16)]
+    heavy = [np.abs(rng.standard_t(2, N)).astype(np.float32) for _ in range(16)]
     extras = _extras(rng)
+    counter = iter(range(1 << 62))
 
+    def cycle(ps: list[np.ndarray]) -> Callable[[], np.ndarray]:
+        return lambda: ps[next(counter) & 15]
+
+    p, h = cycle(prios), cycle(heavy)
     ours = LaBERmean(B, M, rng=0)
+    lazy, mx, shuffled = LaBERlazy(B, M, rng=0), LaBERmax(B, M, rng=0), LaBERmean(B, M, rng=0, shuffle=True)
 
-    def floor() -> None:  # the numpy floor: inverse-CDF draw of B from N
-        cdf = np.cumsum(prio)
+    def floor() -> None:  # the numpy floor of the issue: inverse-CDF draw of B from N
+        x = p()
+        cdf = np.cumsum(x)
         cdf.searchsorted(rng.random(B) * cdf[-1])
 
-    rows: list[tuple[str, float | None]] = []
-    rows_x: list[tuple[str, float | None]] = []
+    fns: dict[str, Callable[[], object]] = {}
+    fns_x: dict[str, Callable[[], object]] = {}
+    fns_h: dict[str, Callable[[], object]] = {}
     try:
         import cpprb
 
         theirs = cpprb.LaBERmean(B, M)
-        rows.append(("cpprb 11.0.0 LaBERmean", best_us(lambda: theirs(priorities=prio))))
-        rows_x.append(("cpprb 11.0.0 LaBERmean + 5 extras", best_us(lambda: theirs(priorities=prio, **extras))))
+        fns[CPPRB] = lambda: theirs(priorities=p())
+        fns_x[CPPRB] = lambda: theirs(priorities=p(), **extras)
+        fns_h[CPPRB] = lambda: theirs(priorities=h())
     except ImportError:
-        rows.append(("cpprb (not installed: pip install cpprb==11.0.0)", None))
-        rows_x.append(("cpprb (not installed)", None))
-    rows.append(("laber LaBERmean", best_us(lambda: ours(priorities=prio))))
-    rows.append(("laber LaBERlazy", best_us(lambda f=LaBERlazy(B, M, rng=0): f(priorities=prio))))
-    rows.append(("laber LaBERmax", best_us(lambda f=LaBERmax(B, M, rng=0): f(priorities=prio))))
-    rows.append(("numpy floor: cumsum + searchsorted", best_us(floor)))
-    rows_x.append(("laber LaBERmean + 5 extras", best_us(lambda: ours(priorities=prio, **extras))))
+        print("cpprb is not installed (pip install cpprb==11.0.0): laber alone")
+    fns["laber LaBERmean"] = lambda: ours(priorities=p())
+    fns["laber LaBERlazy"] = lambda: lazy(priorities=p())
+    fns["laber LaBERmax"] = lambda: mx(priorities=p())
+    fns["laber LaBERmean shuffle=True"] = lambda: shuffled(priorities=p())
+    fns["numpy floor: cumsum + searchsorted"] = floor
+    fns_x["laber LaBERmean"] = lambda: ours(priorities=p(), **extras)
+    fns_h["laber LaBERmean"] = lambda: ours(priorities=h())
 
-    baseline = rows[0][0] if rows[0][1] is not None else "laber LaBERmean"
-    report(f"LaBER sub-sampling of B={B} from m*B={N} float32 priorities", rows, baseline)
-    report("... with five extra arrays (obs, act, rew, next_obs, done)", rows_x, rows_x[0][0])
+    _table(f"Sub-sample B={B} of m*B={N} float32 priorities, uniform(0, 1)", fns, CPPRB)
+    _table("... with five extra arrays (obs, act, rew, next_obs, done)", fns_x, CPPRB)
+    _table("... heavy-tailed priorities |t(2)|", fns_h, CPPRB)
 
     try:
         import torch
     except ImportError:
         return
     torch.set_num_threads(1)
-    tprio = torch.from_numpy(prio)
-    trows: list[tuple[str, float | None]] = [
-        ("laber LaBERmean, numpy in", best_us(lambda: ours(priorities=prio))),
-        ("laber LaBERmean, torch CPU tensor in", best_us(lambda: ours(priorities=tprio))),
-    ]
-    report("torch path (CPU)", trows, trows[0][0])
+    tprios = [torch.from_numpy(x) for x in prios]
+    tp = cycle(tprios)  # type: ignore[arg-type]
+    bf = [x.to(torch.bfloat16) for x in tprios]
+    tb = cycle(bf)  # type: ignore[arg-type]
+    _table(
+        "torch tensors on the CPU",
+        {
+            "laber LaBERmean, numpy float32": lambda: ours(priorities=p()),
+            "laber LaBERmean, torch float32 (numpy view)": lambda: ours(priorities=tp()),
+            "laber LaBERmean, torch bfloat16 (torch ops)": lambda: ours(priorities=tb()),
+        },
+        "laber LaBERmean, numpy float32",
+    )
 
 
 if __name__ == "__main__":
