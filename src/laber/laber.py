@@ -110,7 +110,11 @@ def _prepare_arrays(arrays: Mapping[str, Any], n: int) -> dict[str, Any]:
             raise ValueError(
                 f"extra array name {key!r} collides with an output key ({', '.join(sorted(_RESERVED))}); rename it"
             )
-        if not _is_tensor(value):
+        if type(value) is np.ndarray:
+            if value.ndim and value.shape[0] == n:  # the common case
+                out[key] = value
+                continue
+        elif not _is_tensor(value):
             try:
                 value = np.asarray(value)
             except Exception as exc:  # pragma: no cover - exotic objects
@@ -299,7 +303,9 @@ def _gather(arrays: Mapping[str, Any], idx: Any) -> dict[str, Any]:
     torch_idx = _is_tensor(idx)
     np_idx: np.ndarray | None = None if torch_idx else idx
     for key, value in arrays.items():
-        if _is_tensor(value):
+        if type(value) is np.ndarray and np_idx is not None:
+            out[key] = value.take(np_idx, axis=0)
+        elif _is_tensor(value):
             t_idx = idx if torch_idx else _torch_module().from_numpy(idx)
             out[key] = value.index_select(0, t_idx.to(value.device))
         else:
