@@ -1,0 +1,595 @@
+r"""The reference Double DQN, with the replay sampling strategy as a pluggable part ("arm").
+
+This is the agent of the reference page (cpprb's LaBER example), written for torch and gymnasium 1.x, and built
+to compare sampling strategies fairly: the network, the optimiser, the targets and the exploration are the same for
+every arm; only the way a training batch is drawn and weighted changes.
+
+Targets (Double DQN, van Hasselt, Guez, Silver, "Deep Reinforcement Learning with Double Q-learning", AAAI 2016,
+arXiv:1509.06461) with n-step returns (Sutton 1988; Hessel et al., "Rainbow", AAAI 2018)::
+
+    R_t   = sum_{k=0}^{K-1} gamma^k r_{t+k}                     (K <= n: the window stops at the episode's end)
+    a*    = argmax_a Q_online(s_{t+K}, a)
+    y_t   = R_t + gamma^K (1 - done_t) Q_target(s_{t+K}, a*)
+    delta = y_t - Q_online(s_t, a_t)
+
+``gamma^K`` is the buffer's per-row ``discount`` field, so windows cut short by a time limit bootstrap exactly;
+``done`` is gymnasium's ``terminated`` (a truncation is not a terminal state). Loss per sample:
+
+    Huber (delta = 1):  l = delta^2 / 2 if |delta| <= 1 else |delta| - 1/2,   |dl/dq| = min(|delta|, 1)
+    MSE:                l = delta^2 / 2,                                      |dl/dq| = |delta|
+
+Arms (``ARMS``), with ``B`` the batch size and ``m`` LaBER's multiplier:
+
+* ``uniform``: ``B`` rows uniformly, loss ``mean_b l_b``.
+* ``uniform-large``: ``m*B`` rows uniformly (the paper's control for the extra computation of LaBER).
+* ``per``: prioritized replay (Schaul, Quan, Antonoglou, Silver, "Prioritized Experience Replay", ICLR 2016,
+  arXiv:1511.05952): ``B`` rows with ``P_i ∝ (p_i + eps)^alpha``, loss ``mean_b w_b l_b`` with
+  ``w_i = (N P_i)^-beta / max_j (N P_j)^-beta``, ``beta`` annealed linearly from ``per_beta`` to 1, and the
+  drawn rows' priorities set to ``|delta|``.
+* ``laber-mean``, ``laber-lazy``, ``laber-max``: Large Batch Experience Replay (Lahire, Geist, Rachelson, ICML
+  2022, arXiv:2110.01528): ``m*B`` rows uniformly, the surrogate priority ``|dl/dq|`` of each computed with the
+  *current* network (``min(|delta|, 1)`` for Huber, ``|delta|`` for MSE), ``B`` of them sub-sampled with
+  probability ``P_k ∝ p_k + eps`` and the loss ``mean_b w_b l_b`` with the variant's weights (``LaBERmean``:
+  ``w = mean(q) / q_j``, unbiased for the large batch's mean gradient).
+* ``per-laber``: the paper's combination: the ``m*B`` rows are drawn from the prioritized buffer, sub-sampled by
+  LaBER, weighted by the product of the PER and LaBER weights, and all ``m*B`` priorities are written back.
+
+The large batch goes through the network once, with gradients; only the ``B`` sub-sampled rows enter the loss,
+which gives the same gradient as a second pass on the sub-batch for one forward pass less.
+
+One ``seed`` controls everything: ``numpy.random.SeedSequence(seed).spawn`` gives independent streams for the
+network's initialisation, the training environment, the evaluation environments, the buffer, the LaBER
+sub-sampler and epsilon-greedy exploration. On CPU with one thread, the same seed gives the same run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from laber._optional import require
+from laber._validation import check_nonnegative_float, check_positive_int
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ARMS", "DQNConfig", "RunResult", "train"]
+
+ARMS: tuple[str, ...] = ("uniform", "uniform-large", "per", "laber-mean", "laber-lazy", "laber-max", "per-laber")
+LOSSES: tuple[str, ...] = ("huber", "mse")
+_LARGE_ARMS = frozenset({"uniform-large", "laber-mean", "laber-lazy", "laber-max", "per-laber"})
+_PER_ARMS = frozenset({"per", "per-laber"})
+
+
+# ----------------------------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class DQNConfig:
+    """Every setting of one training run; validated on construction (named ``ValueError``/``TypeError``).
+
+    Steps count environment steps. Exploration is epsilon-greedy with ``epsilon`` decayed linearly from
+    ``eps_start`` to ``eps_end`` over the first ``eps_decay_steps`` steps; the first ``learning_starts`` steps
+    act uniformly at random and do not train. The target network is a copy of the online network refreshed every
+    ``target_update`` steps. Evaluation runs ``eval_episodes`` greedy episodes every ``eval_every`` steps (and
+    once before training).
+    """
+
+    env_id: str = "CartPole-v1"
+    arm: str = "laber-mean"
+    seed: int = 0
+    steps: int = 50_000
+    batch_size: int = 64
+    m: int = 4
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 1e-3
+    gamma: float = 0.99
+    nstep: int = 3
+    loss: str = "huber"
+    buffer_size: int = 100_000
+    learning_starts: int = 1_000
+    train_freq: int = 1
+    target_update: int = 500
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    eps_decay_steps: int = 10_000
+    eval_every: int = 1_000
+    eval_episodes: int = 5
+    laber_eps: float = 1e-6
+    per_alpha: float = 0.6
+    per_beta: float = 0.4
+    per_eps: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise TypeError(f"env_id must be a non-empty string, got env_id={self.env_id!r}")
+        if self.arm not in ARMS:
+            raise ValueError(f"arm must be one of {', '.join(ARMS)}, got arm={self.arm!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got loss={self.loss!r}")
+        seed: object = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
+            raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
+        for name in ("steps", "batch_size", "m", "nstep", "buffer_size", "train_freq", "target_update"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("eval_every", "eval_episodes", "learning_starts"):
+            check_positive_int(getattr(self, name), name)
+        decay: object = self.eps_decay_steps
+        if isinstance(decay, bool) or not isinstance(decay, numbers.Integral):
+            raise TypeError(f"eps_decay_steps must be an integer >= 0, got eps_decay_steps={decay!r}")
+        if int(decay) < 0:
+            raise ValueError(f"eps_decay_steps must be an integer >= 0, got eps_decay_steps={self.eps_decay_steps!r}")
+        hidden: object = self.hidden
+        if not isinstance(hidden, tuple) or not hidden:
+            raise TypeError(f"hidden must be a non-empty tuple of layer widths, got hidden={hidden!r}")
+        for width in self.hidden:
+            check_positive_int(width, "hidden")
+        for name in ("lr", "laber_eps", "per_alpha", "per_beta", "per_eps"):
+            check_nonnegative_float(getattr(self, name), name)
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got lr={self.lr!r}")
+        for name in ("gamma", "eps_start", "eps_end", "per_beta"):
+            value = check_nonnegative_float(getattr(self, name), name)
+            if value > 1:
+                raise ValueError(f"{name} must be in [0, 1], got {name}={value!r}")
+
+    @property
+    def sample_size(self) -> int:
+        """Rows drawn from the buffer per update: ``m * batch_size`` for the large-batch arms, else ``batch_size``."""
+        return self.m * self.batch_size if self.arm in _LARGE_ARMS else self.batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (``hidden`` as a list); ``DQNConfig.from_dict`` inverts it."""
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DQNConfig:
+        """Build a config from ``to_dict``'s output; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown DQNConfig settings: {', '.join(unknown)}")
+        values = dict(data)
+        if "hidden" in values:
+            values["hidden"] = tuple(values["hidden"])
+        return cls(**values)
+
+
+@dataclass
+class RunResult:
+    """What one run produced: evaluation curve, training episodes and timing."""
+
+    config: DQNConfig
+    eval_steps: list[int] = field(default_factory=list)
+    eval_returns: list[float] = field(default_factory=list)
+    episode_steps: list[int] = field(default_factory=list)
+    episode_returns: list[float] = field(default_factory=list)
+    updates: int = 0
+    update_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def seconds_per_update(self) -> float:
+        """Mean wall-clock time of one update (sampling, priorities, forward, backward, optimiser step)."""
+        return self.update_seconds / self.updates if self.updates else math.nan
+
+
+# ----------------------------------------------------------------------------------------------- seeding
+@dataclass(frozen=True)
+class _Seeds:
+    torch: int
+    env: int
+    eval: np.random.SeedSequence
+    buffer: np.random.SeedSequence
+    laber: np.random.SeedSequence
+    explore: np.random.SeedSequence
+
+
+def _seeds(seed: int) -> _Seeds:
+    """Independent streams for every source of randomness, all derived from the one run seed."""
+    children = np.random.SeedSequence(seed).spawn(6)
+    return _Seeds(
+        torch=int(children[0].generate_state(1, np.uint64)[0] >> np.uint64(1)),
+        env=int(children[1].generate_state(1)[0]),
+        eval=children[2],
+        buffer=children[3],
+        laber=children[4],
+        explore=children[5],
+    )
+
+
+# ----------------------------------------------------------------------------------------------- samplers
+def _surrogate(loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """LaBER's surrogate priority ``|dl/dq|``: ``min(|delta|, 1)`` for Huber, ``|delta|`` for MSE."""
+    if loss == "huber":
+        return lambda td: td.abs().clamp_(max=1.0)
+    return lambda td: td.abs()
+
+
+def _laber_draw(sampler: Any, priorities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LaBER sub-sample positions and weights as torch tensors.
+
+    On a CPU the numpy path of the sub-sampler is taken (a zero-copy view of the priorities): for these batch
+    sizes it costs about half the torch path's dispatch overhead. On an accelerator the tensors stay where they are.
+    """
+    import torch
+
+    if priorities.device.type == "cpu":
+        out = sampler(priorities=priorities.numpy())
+        return torch.from_numpy(out["indexes"]), torch.from_numpy(out["weights"])
+    out = sampler(priorities=priorities)
+    return out["indexes"], out["weights"]
+
+
+class _Uniform:
+    """``uniform`` and ``uniform-large``: the drawn batch is the training batch, unweighted.
+
+    The sampler protocol: ``draw`` returns the buffer's batch; ``select(td, batch)`` returns the positions (in the
+    drawn batch) that enter the loss, or None for all, and the loss weights, or None; ``feedback`` sees the TD
+    errors of the drawn rows. With ``prescore`` True, ``select`` and ``feedback`` see the TD errors of the whole
+    drawn batch before the gradient pass (LaBER); otherwise after it, for the rows that entered the loss.
+    """
+
+    prescore = False
+
+    def __init__(self, buffer: Any, size: int) -> None:
+        self.buffer = buffer
+        self.size = size
+
+    def draw(self, progress: float) -> dict[str, np.ndarray]:
+        return self.buffer.sample(self.size)  # type: ignore[no-any-return]
+
+    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return None, None
+
+    def feedback(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> None:
+        return None
+
+
+class _LaBER(_Uniform):
+    """``laber-*``: draw ``m*B`` uniformly, sub-sample ``B`` in proportion to the surrogate priority."""
+
+    prescore = True
+
+    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+        super().__init__(buffer, config.m * config.batch_size)
+        import laber
+
+        variant = config.arm.rsplit("-", 1)[1]
+        cls = {"mean": laber.LaBERmean, "lazy": laber.LaBERlazy, "max": laber.LaBERmax}[variant]
+        self.laber = cls(config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber))
+        self.surrogate = _surrogate(config.loss)
+
+    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return _laber_draw(self.laber, self.surrogate(td))
+
+
+class _PER(_Uniform):
+    """``per``: prioritized sampling with importance weights; priorities set to ``|delta|`` after the update."""
+
+    def __init__(self, buffer: Any, config: DQNConfig) -> None:
+        super().__init__(buffer, config.batch_size)
+        self.beta0 = config.per_beta
+
+    def beta(self, progress: float) -> float:
+        return self.beta0 + (1.0 - self.beta0) * min(max(progress, 0.0), 1.0)
+
+    def draw(self, progress: float) -> dict[str, np.ndarray]:
+        return self.buffer.sample(self.size, beta=self.beta(progress))  # type: ignore[no-any-return]
+
+    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        import torch
+
+        return None, torch.from_numpy(np.asarray(batch["weights"], dtype=np.float32).reshape(-1))
+
+    def feedback(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> None:
+        self.buffer.update_priorities(batch["indexes"], td.abs().numpy().astype(np.float64))
+
+
+class _PERLaBER(_PER):
+    """``per-laber``: the large batch from the prioritized buffer, LaBER on top, all its priorities refreshed."""
+
+    prescore = True
+
+    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+        super().__init__(buffer, config)
+        self.size = config.m * config.batch_size
+        import laber
+
+        self.laber = laber.LaBERmean(
+            config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber)
+        )
+        self.surrogate = _surrogate(config.loss)
+
+    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        per_weights = super().select(td, batch)[1]
+        assert per_weights is not None  # for mypy: _PER.select always returns weights
+        indexes, weights = _laber_draw(self.laber, self.surrogate(td))
+        return indexes, weights * per_weights[indexes]
+
+
+def _buffer_class(name: str) -> Any:
+    module = importlib.import_module("laber")
+    cls = getattr(module, name, None)
+    if cls is None:  # not (yet) exported at the top level
+        for path in ("laber.buffers", "laber.prioritized"):
+            try:
+                cls = getattr(importlib.import_module(path), name, None)
+            except ImportError:
+                continue
+            if cls is not None:
+                break
+    if cls is None:
+        raise ImportError(f"laber.{name} is not available in this installation")
+    return cls
+
+
+def _make_buffer(config: DQNConfig, obs_shape: tuple[int, ...], seeds: _Seeds) -> Any:
+    env_dict = {
+        "obs": {"shape": obs_shape},
+        "act": {"shape": 1, "dtype": np.int64},
+        "rew": {},
+        "next_obs": {"shape": obs_shape},
+        "done": {},
+    }
+    kwargs: dict[str, Any] = {"rng": np.random.default_rng(seeds.buffer)}
+    if config.nstep > 1:
+        kwargs["Nstep"] = {"size": config.nstep, "rew": "rew", "gamma": config.gamma, "next": "next_obs"}
+    if config.arm in _PER_ARMS:
+        cls = _buffer_class("PrioritizedReplayBuffer")
+        kwargs.update(alpha=config.per_alpha, eps=config.per_eps)
+    else:
+        cls = _buffer_class("ReplayBuffer")
+    return cls(config.buffer_size, env_dict, **kwargs)
+
+
+def _make_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _Uniform:
+    if config.arm in ("uniform", "uniform-large"):
+        return _Uniform(buffer, config.sample_size)
+    if config.arm == "per":
+        return _PER(buffer, config)
+    if config.arm == "per-laber":
+        return _PERLaBER(buffer, config, seeds)
+    return _LaBER(buffer, config, seeds)
+
+
+# ----------------------------------------------------------------------------------------------- the agent
+def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> Any:
+    torch = require("torch", "the reference DQN")
+    layers: list[Any] = []
+    width = n_in
+    for h in hidden:
+        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+        width = h
+    layers.append(torch.nn.Linear(width, n_out))
+    return torch.nn.Sequential(*layers)
+
+
+def _forward(torch: Any, layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    """The MLP's forward pass, ReLU between linear layers."""
+    linear = torch.nn.functional.linear
+    *hidden, (weight, bias) = layers
+    for w, b in hidden:
+        x = torch.relu(linear(x, w, b))
+    return linear(x, weight, bias)  # type: ignore[no-any-return]
+
+
+class _Learner:
+    """Online and target networks, optimiser and the Double DQN update for one sampling strategy."""
+
+    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _Uniform) -> None:
+        torch = require("torch", "the reference DQN")
+        self.torch = torch
+        self.config = config
+        self.online = _mlp(n_obs, config.hidden, n_actions)
+        self.target = _mlp(n_obs, config.hidden, n_actions)
+        self.target.load_state_dict(self.online.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr, fused=True)
+        self.sampler = sampler
+        # (weight, bias) pairs: a functional forward pass skips nn.Module dispatch, a large share of the time of
+        # such small networks on a CPU.
+        self.online_layers = [(mod.weight, mod.bias) for mod in self.online if isinstance(mod, torch.nn.Linear)]
+        self.target_layers = [(mod.weight, mod.bias) for mod in self.target if isinstance(mod, torch.nn.Linear)]
+        self.default_discount = config.gamma ** (config.nstep if config.nstep > 1 else 1)
+        huber = config.loss == "huber"
+        f = torch.nn.functional
+        self.loss_fn: Callable[[Any, Any], Any] = (
+            (lambda q, y: f.huber_loss(q, y, reduction="none", delta=1.0))
+            if huber
+            else (lambda q, y: 0.5 * f.mse_loss(q, y, reduction="none"))
+        )
+
+    def q_online(self, x: torch.Tensor) -> torch.Tensor:
+        return _forward(self.torch, self.online_layers, x)
+
+    def q_target(self, x: torch.Tensor) -> torch.Tensor:
+        return _forward(self.torch, self.target_layers, x)
+
+    def act(self, obs: np.ndarray) -> int:
+        with self.torch.no_grad():
+            q = self.q_online(self.torch.from_numpy(np.asarray(obs, dtype=np.float32)).unsqueeze(0))
+        return int(q.argmax())
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            q = self.q_online(self.torch.from_numpy(np.asarray(obs, dtype=np.float32)))
+        return np.asarray(q.argmax(1).numpy())
+
+    def sync_target(self) -> None:
+        self.target.load_state_dict(self.online.state_dict())
+
+    def update(self, progress: float) -> float:
+        """One gradient step on a batch from the sampler; returns the loss.
+
+        Targets (and, for the LaBER arms, the surrogate priorities of the whole large batch) are computed without
+        gradients; the gradient pass runs on the ``B`` rows that enter the loss only.
+        """
+        torch = self.torch
+        sampler = self.sampler
+        batch = sampler.draw(progress)
+        obs = torch.from_numpy(batch["obs"])
+        next_obs = torch.from_numpy(batch["next_obs"])
+        n = obs.shape[0]
+        act = torch.from_numpy(batch["act"]).view(n, 1).long()
+        discount = batch.get("discount")
+        gamma_k: Any = (
+            torch.from_numpy(discount).view(n).float() if discount is not None else self.default_discount
+        )
+        with torch.no_grad():
+            not_done = 1.0 - torch.from_numpy(batch["done"]).view(n)
+            if sampler.prescore:
+                q_both = self.q_online(torch.cat((obs, next_obs)))
+                q_sa_all = q_both[:n].gather(1, act).view(n)
+                best = q_both[n:].argmax(1, keepdim=True)
+            else:
+                best = self.q_online(next_obs).argmax(1, keepdim=True)
+            q_next = self.q_target(next_obs).gather(1, best).view(n)
+            y = torch.from_numpy(batch["rew"]).view(n) + gamma_k * not_done * q_next
+            if sampler.prescore:
+                td_all = y - q_sa_all
+                positions, weights = sampler.select(td_all, batch)
+                sampler.feedback(td_all, batch)
+                if positions is not None:
+                    obs, act, y = obs[positions], act[positions], y[positions]
+        q_sa = self.q_online(obs).gather(1, act).view(-1)
+        losses = self.loss_fn(q_sa, y)
+        if not sampler.prescore:
+            td = y - q_sa.detach()
+            weights = sampler.select(td, batch)[1]
+            sampler.feedback(td, batch)
+        loss = (losses * weights).mean() if weights is not None else losses.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
+def _epsilon(config: DQNConfig, step: int) -> float:
+    """Linear decay from ``eps_start`` to ``eps_end`` over ``eps_decay_steps`` steps after learning starts."""
+    if config.eps_decay_steps == 0:
+        return config.eps_end
+    frac = min(max(step - config.learning_starts, 0) / config.eps_decay_steps, 1.0)
+    return config.eps_start + frac * (config.eps_end - config.eps_start)
+
+
+def _evaluate(learner: _Learner, envs: list[Any], rng: np.random.Generator) -> float:
+    """Mean return of one greedy episode in each evaluation environment, stepped in lockstep (one forward pass)."""
+    obs = np.stack([env.reset(seed=int(rng.integers(2**31)))[0] for env in envs]).astype(np.float32)
+    returns = np.zeros(len(envs))
+    active = np.ones(len(envs), dtype=bool)
+    while active.any():
+        live = np.flatnonzero(active)
+        actions = learner.act_batch(obs[live])
+        for k, a in zip(live, actions, strict=True):
+            o, r, terminated, truncated, _ = envs[k].step(int(a))
+            returns[k] += float(r)
+            obs[k] = o
+            if terminated or truncated:
+                active[k] = False
+    return float(returns.mean())
+
+
+def _check_spaces(env: Any, env_id: str) -> tuple[int, int]:
+    gym = require("gymnasium", "the reference DQN")
+    obs_space, act_space = env.observation_space, env.action_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise ValueError(f"env_id must name an environment with a flat Box observation space, got env_id={env_id!r}")
+    if not isinstance(act_space, gym.spaces.Discrete):
+        raise ValueError(f"env_id must name an environment with a Discrete action space, got env_id={env_id!r}")
+    return int(obs_space.shape[0]), int(act_space.n)
+
+
+def train(
+    config: DQNConfig,
+    *,
+    on_eval: Callable[[int, float], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    progress_every: int = 250,
+    buffer_factory: Callable[[DQNConfig, tuple[int, ...], np.random.Generator], Any] | None = None,
+) -> RunResult:
+    """Train the reference DQN for ``config.steps`` environment steps and return its evaluation curve.
+
+    ``on_eval(step, mean_return)`` is called after each evaluation (step 0 included) and ``on_progress(steps)``
+    every ``progress_every`` steps with the steps done since the last call. ``buffer_factory(config, obs_shape,
+    rng)`` replaces the library's buffer (for tests); it must offer the ``ReplayBuffer`` API (and the prioritized
+    one for ``per`` arms). The process's torch thread count is left to the caller (one thread per run is fastest
+    for these small networks: ``torch.set_num_threads(1)``).
+    """
+    if not isinstance(config, DQNConfig):
+        raise TypeError(f"config must be a DQNConfig, got config={config!r}")
+    torch = require("torch", "the reference DQN")
+    gym = require("gymnasium", "the reference DQN")
+    start = time.perf_counter()
+    seeds = _seeds(config.seed)
+    torch.manual_seed(seeds.torch)
+    env = gym.make(config.env_id)
+    eval_envs = [gym.make(config.env_id) for _ in range(config.eval_episodes)]
+    try:
+        n_obs, n_actions = _check_spaces(env, config.env_id)
+        if buffer_factory is None:
+            buffer = _make_buffer(config, (n_obs,), seeds)
+        else:
+            buffer = buffer_factory(config, (n_obs,), np.random.default_rng(seeds.buffer))
+        learner = _Learner(config, n_obs, n_actions, _make_sampler(config, buffer, seeds))
+        explore = np.random.default_rng(seeds.explore)
+        eval_rng = np.random.default_rng(seeds.eval)
+        env.action_space.seed(int(explore.integers(2**31)))
+        result = RunResult(config=config)
+
+        def evaluate(step: int) -> None:
+            value = _evaluate(learner, eval_envs, eval_rng)
+            result.eval_steps.append(step)
+            result.eval_returns.append(value)
+            if on_eval is not None:
+                on_eval(step, value)
+
+        evaluate(0)
+        obs, _ = env.reset(seed=seeds.env)
+        episode_return = 0.0
+        pending = 0
+        update = learner.update
+        for step in range(1, config.steps + 1):
+            if step <= config.learning_starts or explore.random() < _epsilon(config, step):
+                action = int(explore.integers(n_actions))
+            else:
+                action = learner.act(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            buffer.add(obs=obs, act=action, rew=reward, next_obs=next_obs, done=float(terminated))
+            episode_return += float(reward)
+            if terminated or truncated:
+                buffer.on_episode_end()
+                result.episode_steps.append(step)
+                result.episode_returns.append(episode_return)
+                episode_return = 0.0
+                obs, _ = env.reset()
+            else:
+                obs = next_obs
+            if step > config.learning_starts and step % config.train_freq == 0:
+                t0 = time.perf_counter()
+                update(step / config.steps)
+                result.update_seconds += time.perf_counter() - t0
+                result.updates += 1
+            if step % config.target_update == 0:
+                learner.sync_target()
+            if step % config.eval_every == 0 or step == config.steps:
+                evaluate(step)
+            pending += 1
+            if on_progress is not None and pending >= progress_every:
+                on_progress(pending)
+                pending = 0
+        if on_progress is not None and pending:
+            on_progress(pending)
+    finally:
+        env.close()
+        for e in eval_envs:
+            e.close()
+    result.wall_seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,226 @@
+"""The ``laber`` command: train the reference DQN and compare replay sampling strategies.
+
+    laber run --env CartPole-v1 --arm laber-mean --seed 0 --steps 50000
+    laber compare --env CartPole-v1 --arms uniform,per,laber-mean --seeds 5 --steps 50000 --jobs 2 --out runs/X
+    laber report --out runs/X
+
+Bad arguments are argparse usage errors (exit status 2) naming the argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from laber._optional import require
+
+__all__ = ["build_parser", "main"]
+
+# Imported lazily: `laber --help` must not need torch.
+_ARMS = ("uniform", "uniform-large", "per", "laber-mean", "laber-lazy", "laber-max", "per-laber")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def _arm(text: str) -> str:
+    if text not in _ARMS:
+        raise argparse.ArgumentTypeError(f"unknown arm {text!r}; choose from {', '.join(_ARMS)}")
+    return text
+
+
+def _arm_list(text: str) -> list[str]:
+    arms = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not a for a in arms):
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of arms, got {text!r}")
+    for a in arms:
+        _arm(a)
+    if len(set(arms)) != len(arms):
+        raise argparse.ArgumentTypeError(f"arms must not repeat, got {text!r}")
+    return arms
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated layer widths such as 64,64, got {text!r}") from None
+    if not widths or any(w <= 0 for w in widths):
+        raise argparse.ArgumentTypeError(f"layer widths must be positive integers, got {text!r}")
+    return widths
+
+
+# (flag, DQNConfig field, type, help)
+_HYPER: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("--batch-size", "batch_size", _positive_int, "training batch size B"),
+    ("--m", "m", _positive_int, "LaBER's large-batch multiplier (uniform-large draws m*B)"),
+    ("--nstep", "nstep", _positive_int, "n of the n-step returns"),
+    ("--gamma", "gamma", _unit_float, "discount factor"),
+    ("--lr", "lr", _positive_float, "Adam learning rate"),
+    ("--hidden", "hidden", _hidden, "hidden layer widths, e.g. 64,64"),
+    ("--loss", "loss", str, "huber or mse"),
+    ("--buffer-size", "buffer_size", _positive_int, "replay capacity"),
+    ("--learning-starts", "learning_starts", _positive_int, "random steps before training starts"),
+    ("--train-freq", "train_freq", _positive_int, "environment steps per update"),
+    ("--target-update", "target_update", _positive_int, "steps between target network syncs"),
+    ("--eps-end", "eps_end", _unit_float, "final epsilon of epsilon-greedy exploration"),
+    ("--eps-decay-steps", "eps_decay_steps", _nonnegative_int, "steps of the linear epsilon decay"),
+    ("--eval-every", "eval_every", _positive_int, "steps between evaluations"),
+    ("--eval-episodes", "eval_episodes", _positive_int, "greedy episodes per evaluation"),
+    ("--per-alpha", "per_alpha", _unit_float, "PER priority exponent alpha"),
+    ("--per-beta", "per_beta", _unit_float, "PER initial importance exponent beta (annealed to 1)"),
+)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id (default: CartPole-v1)")
+    parser.add_argument("--steps", type=_positive_int, default=50_000, help="environment steps per run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    group = parser.add_argument_group("agent settings (defaults: laber.agents.DQNConfig)")
+    for flag, _name, kind, text in _HYPER:
+        if flag == "--loss":
+            group.add_argument(flag, choices=("huber", "mse"), default=None, help=text)
+        else:
+            group.add_argument(flag, type=kind, default=None, help=text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``laber`` argument parser (``run``, ``compare`` and ``report`` sub-commands)."""
+    parser = argparse.ArgumentParser(prog="laber", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report}")
+
+    run = sub.add_parser("run", help="train one run of the reference DQN")
+    _add_common(run)
+    run.add_argument("--arm", type=_arm, default="laber-mean", help=f"sampling strategy: {', '.join(_ARMS)}")
+    run.add_argument("--seed", type=_nonnegative_int, default=0, help="the run's one seed")
+    run.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<env>/<arm>/seed<seed>)")
+
+    cmp_ = sub.add_parser("compare", help="train every arm x seed, then plot and summarise (resumable)")
+    _add_common(cmp_)
+    cmp_.add_argument("--arms", type=_arm_list, default=["uniform", "per", "laber-mean"], help="comma-separated arms")
+    cmp_.add_argument("--seeds", type=_positive_int, default=5, help="number of seeds (0 .. N-1)")
+    cmp_.add_argument("--seed-start", type=_nonnegative_int, default=0, help="first seed (default 0)")
+    cmp_.add_argument("--jobs", type=_positive_int, default=1, help="runs trained in parallel processes")
+    cmp_.add_argument("--out", type=Path, required=True, help="output directory (re-use it to resume)")
+
+    rep = sub.add_parser("report", help="re-make the plot and summary of a compare directory")
+    rep.add_argument("--out", type=Path, required=True, help="a compare's output directory")
+    return parser
+
+
+def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
+    """A DQNConfig from the arguments; an invalid combination is a usage error."""
+    dqn = _require_or_usage(parser, "laber.agents.dqn", "the reference DQN")
+    gym = _require_or_usage(parser, "gymnasium", "the reference DQN")
+    if args.env not in gym.envs.registry:
+        parser.error(f"argument --env: unknown gymnasium environment {args.env!r}")
+    values: dict[str, Any] = {"env_id": args.env, "steps": args.steps, **extra}
+    for _flag, name, _kind, _text in _HYPER:
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = value
+    try:
+        return dqn.DQNConfig(**values)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
+
+
+def _require_or_usage(parser: argparse.ArgumentParser, module: str, purpose: str) -> Any:
+    try:
+        return require(module, purpose)
+    except ImportError as exc:
+        parser.exit(1, f"laber: error: {exc}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``laber`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        from laber.experiments.report import write_report
+
+        settings_path = args.out / "compare.json"
+        if not settings_path.is_file():
+            parser.error(f"argument --out: {str(args.out)!r} holds no compare (no compare.json)")
+        import json
+
+        settings = json.loads(settings_path.read_text())
+        plot, summary = write_report(args.out, settings["arms"], settings["seeds"])
+        print(f"wrote {plot} and {summary}")
+        return 0
+    if args.command == "run":
+        config = _config(parser, args, arm=args.arm, seed=args.seed)
+        from laber.experiments.runs import execute, load_run
+
+        out = args.out if args.out is not None else Path("runs") / args.env / args.arm / f"seed{args.seed}"
+        path = execute(config, out, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+        record = load_run(path)
+        print(
+            f"{args.arm} seed {args.seed} on {args.env}: final evaluation return {record.returns[-1]:.1f}, "
+            f"{record.seconds_per_update * 1e3:.3f} ms per update; outputs in {path}"
+        )
+        return 0
+    config = _config(parser, args, arm=args.arms[0], seed=args.seed_start)
+    from laber.experiments.compare import compare, plan
+
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    try:
+        plan(config, args.arms, seeds, args.out)  # --out may hold finished runs with other settings
+    except ValueError as exc:
+        parser.error(f"argument --out: {exc}")
+    result = compare(
+        config,
+        args.arms,
+        seeds,
+        args.out,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+    )
+    print(f"trained {result['trained']} runs, kept {result['skipped']}; wrote {result['plot']} and {result['summary']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
