@@ -60,7 +60,7 @@ from laber._validation import check_nonnegative_float, check_positive_int
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ARMS", "DQNConfig", "RunResult", "train"]
+__all__ = ["ARMS", "DQNConfig", "RunResult", "double_dqn_target", "train"]
 
 ARMS: tuple[str, ...] = ("uniform", "uniform-large", "per", "laber-mean", "laber-lazy", "laber-max", "per-laber")
 LOSSES: tuple[str, ...] = ("huber", "mse")
@@ -372,6 +372,23 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> Any:
     return torch.nn.Sequential(*layers)
 
 
+def double_dqn_target(
+    q_online_next: torch.Tensor,
+    q_target_next: torch.Tensor,
+    rew: torch.Tensor,
+    discount: torch.Tensor | float,
+    not_done: torch.Tensor,
+) -> torch.Tensor:
+    """Double DQN n-step target ``y = R + gamma^K (1 - done) Q_target(s', argmax_a Q_online(s', a))``.
+
+    ``q_*_next`` are ``(n, actions)`` values at the bootstrap states, ``rew`` the (discounted n-step) rewards,
+    ``discount`` the per-row ``gamma^K`` (or one float) and ``not_done`` ``1 - done``; all but the first two are
+    ``(n,)``. van Hasselt, Guez, Silver, AAAI 2016, arXiv:1509.06461.
+    """
+    best = q_online_next.argmax(1, keepdim=True)
+    return rew + discount * not_done * q_target_next.gather(1, best).view(-1)
+
+
 def _forward(torch: Any, layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
     """The MLP's forward pass, ReLU between linear layers."""
     linear = torch.nn.functional.linear
@@ -448,11 +465,11 @@ class _Learner:
             if sampler.prescore:
                 q_both = self.q_online(torch.cat((obs, next_obs)))
                 q_sa_all = q_both[:n].gather(1, act).view(n)
-                best = q_both[n:].argmax(1, keepdim=True)
+                q_online_next = q_both[n:]
             else:
-                best = self.q_online(next_obs).argmax(1, keepdim=True)
-            q_next = self.q_target(next_obs).gather(1, best).view(n)
-            y = torch.from_numpy(batch["rew"]).view(n) + gamma_k * not_done * q_next
+                q_online_next = self.q_online(next_obs)
+            rew = torch.from_numpy(batch["rew"]).view(n)
+            y = double_dqn_target(q_online_next, self.q_target(next_obs), rew, gamma_k, not_done)
             if sampler.prescore:
                 td_all = y - q_sa_all
                 positions, weights = sampler.select(td_all, batch)
