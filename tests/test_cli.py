@@ -120,3 +120,25 @@ def test_run_compare_and_report(tmp_path: Path, buffers: None, capsys: pytest.Ca
     with pytest.raises(SystemExit) as info_exit:
         main(["report", "--out", str(tmp_path / "nothing")])
     assert info_exit.value.code == 2
+
+
+def test_help_and_missing_extra_without_torch() -> None:
+    """`laber --help` needs numpy only; `laber run` without torch names the extra to install."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["torch"] = None  # makes `import torch` fail
+        from laber.cli import main
+        try:
+            main(["run", "--steps", "10", "--no-progress"])
+        except SystemExit as exc:
+            print("exit", exc.code)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "exit 1", result.stderr
+    assert "laber[torch]" in result.stderr

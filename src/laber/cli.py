@@ -152,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
     """A DQNConfig from the arguments; an invalid combination is a usage error."""
     dqn = _require_or_usage(parser, "laber.agents.dqn", "the reference DQN")
+    _require_or_usage(parser, "torch", "the reference DQN")
     gym = _require_or_usage(parser, "gymnasium", "the reference DQN")
+    if not args.no_progress:
+        _require_or_usage(parser, "tqdm", "progress bars (or pass --no-progress)")
+    if args.command == "compare":
+        _require_or_usage(parser, "matplotlib", "the compare's plot")
     if args.env not in gym.envs.registry:
         parser.error(f"argument --env: unknown gymnasium environment {args.env!r}")
     values: dict[str, Any] = {"env_id": args.env, "steps": args.steps, **extra}
