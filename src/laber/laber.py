@@ -56,6 +56,7 @@ _RESERVED = frozenset({"weights", "indexes"})
 _LOW_PRECISION_CHARS = "ef"  # float16, float32: weights come back float32
 _INF = float("inf")
 _MIN = np.minimum.reduce
+_ACCUMULATE = np.add.accumulate  # the prefix sum of q.cumsum(), with less dispatch
 _INTP_IS_INT64 = np.dtype(np.intp) == np.dtype(np.int64)
 
 
@@ -147,7 +148,7 @@ def _draw_numpy(
     size = p.shape[0]
     eps = opts.eps
     q = np.add(p, eps, dtype=np.float64) if eps else p.astype(np.float64)
-    cdf = q.cumsum()  # (bad input may warn of an overflow here; it is reported below as a ValueError)
+    cdf = _ACCUMULATE(q)  # (bad input may warn of an overflow here; it is reported below as a ValueError)
     total = cdf.item(-1)
     # A NaN or inf anywhere makes the total non-finite; a negative entry needs its own check.
     if not (0.0 < total < _INF) or (p.dtype.kind != "u" and _MIN(p) < 0):
@@ -336,6 +337,7 @@ class _LaBER:
         self._opts = _Options.checked(self.variant, eps, check_values, shuffle)
         self._batch_size = batch_size
         self._m = m
+        self._n = batch_size * m
         self._rng = as_generator(rng)
         self._torch_generators: _TorchGenerators = {}
 
@@ -375,10 +377,23 @@ class _LaBER:
         Raises:
             ValueError, TypeError: on bad input, naming the argument; nothing is drawn then.
         """
+        p, n = priorities, self._n
+        if type(p) is np.ndarray and p.ndim == 1 and p.shape[0] == n and p.dtype.kind in "fiu":
+            # Fast path for the common call (numpy priorities and extras); anything unusual takes the general
+            # path below, which owns the conversions and error messages. Validation still precedes the draw.
+            for key, value in arrays.items():
+                if type(value) is not np.ndarray or not value.ndim or value.shape[0] != n or key in _RESERVED:
+                    break
+            else:
+                idx, w = _draw_numpy(p, self._batch_size, self._opts, self._rng)
+                out = {key: value.take(idx, axis=0) for key, value in arrays.items()}
+                out["weights"] = w
+                out["indexes"] = idx
+                return out
         return _subsample(
             priorities,
             self._batch_size,
-            self._batch_size * self._m,
+            n,
             self._opts,
             self._rng,
             self._torch_generators,
