@@ -83,9 +83,10 @@ def test_bootstrap_interval_covers_the_true_mean_about_95_percent() -> None:
 
 
 # ------------------------------------------------------------------------------------- one run on disk
-def test_execute_writes_every_output_atomically(tmp_path: Path, buffers: None) -> None:
+@pytest.mark.parametrize("arm", dqn.ARMS)
+def test_execute_writes_every_output_atomically(tmp_path: Path, buffers: None, arm: str) -> None:
     out = tmp_path / "run"
-    path = execute(short("laber-mean"), out, progress=True)
+    path = execute(short(arm), out, progress=True)
     assert path == out and is_finished(out)
     assert not (tmp_path / "run.partial").exists()
     with (out / "eval.csv").open() as fh:
@@ -93,7 +94,7 @@ def test_execute_writes_every_output_atomically(tmp_path: Path, buffers: None) -
     assert rows[0] == ["step", "eval_return"] and [int(r[0]) for r in rows[1:]] == [0, 80, 160, 240]
     assert (out / "episodes.csv").read_text().startswith("step,return\n")
     info = json.loads((out / "result.json").read_text())
-    assert info["config"]["arm"] == "laber-mean" and info["updates"] == 160 and info["seconds_per_update"] > 0
+    assert info["config"]["arm"] == arm and info["updates"] == 160 and info["seconds_per_update"] > 0
     try:
         import tensorboard  # noqa: F401
     except ImportError:
@@ -101,7 +102,7 @@ def test_execute_writes_every_output_atomically(tmp_path: Path, buffers: None) -
     else:
         assert any((out / "tb").glob("events.out.tfevents.*")) and info["tensorboard"] is True
     record = load_run(out)
-    assert record.config == short("laber-mean")
+    assert record.config == short(arm)
     np.testing.assert_array_equal(record.steps, [0, 80, 160, 240])
 
 
