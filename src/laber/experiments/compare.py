@@ -36,11 +36,15 @@ class CompareResult(dict[str, Any]):
 
 
 def plan(base: DQNConfig, arms: Sequence[str], seeds: Sequence[int], out: str | os.PathLike[str]) -> list[DQNConfig]:
-    """The runs of a compare that still have to be trained, validating finished ones against ``base``."""
+    """The runs of a compare that still have to be trained, validating finished ones against ``base``.
+
+    Seed-major order (every arm's seed 0, then every arm's seed 1, ...): a compare stopped early leaves every arm
+    with about the same number of seeds.
+    """
     todo = []
     expected = base.to_dict()
-    for arm in arms:
-        for seed in seeds:
+    for seed in seeds:
+        for arm in arms:
             config = replace(base, arm=arm, seed=seed)
             path = run_dir(out, arm, seed)
             if is_finished(path):
