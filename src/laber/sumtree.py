@@ -1,0 +1,227 @@
+r"""A float64 sum tree and min tree over ``capacity`` leaves, vectorised over the batch.
+
+The structure behind proportional prioritized experience replay (T. Schaul, J. Quan, I. Antonoglou, D. Silver,
+"Prioritized Experience Replay", ICLR 2016, arXiv:1511.05952, appendix B.2.1). Each leaf ``k`` holds a mass
+``q_k >= 0``; every internal node of the sum tree holds the sum of its children, every node of the min tree the
+minimum of its children's positive masses, and a prefix-sum search walks from the top to a leaf.
+
+Layout (each tree a list of level arrays, level 0 the leaves):
+
+* The sum tree is binary and stops at its first level with at most ``top_size`` nodes. A search does one
+  ``cumsum`` + ``searchsorted`` over that top level, then one cheap vectorised step per level below it (one
+  gather, one compare, one masked subtract). Wider fan-outs cut the number of levels but need a prefix sum
+  within every visited node, a ``(batch, fanout)`` cumsum per level, which measured slower in numpy: with
+  ``10**6`` leaves and a batch of 256, fan-out 16 took about 3x longer to search than fan-out 2 with the top
+  level cut off at 1024 nodes.
+* The min tree has fan-out ``min_fanout`` (32): it is only updated, never searched, so fewer, wider levels win.
+  Leaves of mass 0 count as ``+inf``: they can never be drawn and are left out of the minimum.
+
+Exactness:
+
+* ``update`` sets the leaves, then recomputes every touched parent *from its children* (never by adding
+  deltas), level by level with one vectorised gather and reduction per level. A duplicated index, or two
+  indexes sharing a parent, recompute the same node twice with the same result, so the tree after any sequence
+  of updates is bit-for-bit the tree built from scratch from the same leaves.
+* Duplicate indexes in one update: the **last** value wins (enforced, not left to numpy's unspecified order of
+  fancy assignment).
+* ``find_prefix_sum`` returns, for each ``v`` in ``[0, total)``, the leaf ``k`` with
+  ``sum_{i<k} q_i <= v < sum_{i<=k} q_i``. Where float rounding would make the descent step into a child of
+  mass 0, the nearest child of positive mass is taken instead, so a leaf of mass 0 is never returned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from laber._validation import RngLike, as_generator, check_positive_int, short_repr
+
+__all__ = ["SumMinTree"]
+
+_INF = float("inf")
+
+
+def _build_levels(n: int, fanout: int, top_size: int, fill: float) -> list[np.ndarray]:
+    """Level arrays: each level padded to a multiple of ``fanout`` while it has more than ``top_size`` nodes."""
+    levels: list[np.ndarray] = []
+    while n > top_size:
+        n = -(-n // fanout) * fanout
+        levels.append(np.full(n, fill, dtype=np.float64))
+        n //= fanout
+    levels.append(np.full(n, fill, dtype=np.float64))
+    return levels
+
+
+class SumMinTree:
+    """Sum and min of ``capacity`` float64 leaves, with batch updates and batch stratified prefix-sum search.
+
+    Parameters
+    ----------
+    capacity:
+        Number of leaves; all start at mass 0.
+    top_size:
+        The binary sum tree stops at its first level with at most ``top_size`` nodes (searched with one
+        ``cumsum`` + ``searchsorted``).
+    min_fanout:
+        Children per node of the min tree (``>= 2``).
+    """
+
+    def __init__(self, capacity: int, *, top_size: int = 1024, min_fanout: int = 32) -> None:
+        self.capacity = check_positive_int(capacity, "capacity")
+        self.top_size = check_positive_int(top_size, "top_size")
+        self.min_fanout = check_positive_int(min_fanout, "min_fanout")
+        if self.min_fanout < 2:
+            raise ValueError(f"min_fanout must be >= 2, got min_fanout={min_fanout!r}")
+        self._sums = _build_levels(self.capacity, 2, self.top_size, 0.0)
+        self._mins = _build_levels(self.capacity, self.min_fanout, self.top_size, _INF)
+        self._last = np.zeros(self.capacity, dtype=np.int64)  # scratch for last-wins deduplication
+
+    # ------------------------------------------------------------------------------------------- queries
+    def total(self) -> float:
+        """``sum_k q_k`` over all leaves."""
+        return float(self._sums[-1].sum())
+
+    def min(self) -> float:
+        """``min_k q_k`` over the leaves of positive mass; ``inf`` if there is none."""
+        return float(self._mins[-1].min())
+
+    def leaves(self, indexes: np.ndarray | None = None) -> np.ndarray:
+        """A fresh float64 copy of the leaf masses (all of them, or those at ``indexes``)."""
+        leaves = self._sums[0][: self.capacity]
+        return leaves.copy() if indexes is None else leaves.take(indexes)
+
+    # ------------------------------------------------------------------------------------------- updates
+    def check_indexes(self, indexes: object, name: str = "indexes", bound: int | None = None) -> np.ndarray:
+        """``indexes`` as a 1-D int64 array, each in ``[0, bound)`` (``bound`` defaults to ``capacity``)."""
+        bound = self.capacity if bound is None else bound
+        arr = np.asarray(indexes)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {arr.shape} for {name}={short_repr(indexes)}")
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} must be integers, got dtype {arr.dtype} for {name}={short_repr(indexes)}")
+        arr = arr.astype(np.int64, copy=False)
+        if arr.size:
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0 or hi >= bound:
+                bad = lo if lo < 0 else hi
+                raise ValueError(f"{name} must be in [0, {bound}), got {bad} in {name}={short_repr(indexes)}")
+        return arr
+
+    def update(self, indexes: object, values: object) -> None:
+        """Set ``q[indexes] = values`` (finite and ``>= 0``; checked) and refresh the ancestors in both trees.
+
+        Duplicate indexes: the last value wins. The cost is ``O(len(indexes))`` per level, in one vectorised
+        step per level; no Python loop over elements.
+        """
+        idx = self.check_indexes(indexes)
+        vals = np.asarray(values, dtype=np.float64).reshape(-1)
+        if vals.shape != idx.shape:
+            raise ValueError(
+                f"values must have one entry per index, got {vals.shape[0]} values for {idx.shape[0]} indexes"
+            )
+        if vals.size and not (np.isfinite(vals).all() and vals.min() >= 0):
+            raise ValueError(f"values must be finite and >= 0, got values={short_repr(vals)}")
+        if idx.size:
+            self._update_unchecked(idx, vals)
+
+    def _update_unchecked(self, idx: np.ndarray, vals: np.ndarray) -> None:
+        """``update`` for int64 ``idx`` in range and float64 ``vals`` finite and ``>= 0`` of the same length."""
+        n = idx.shape[0]
+        if n > 1:
+            # The last occurrence of each index wins: np.maximum.at is defined for repeated indexes, unlike
+            # fancy assignment, whose order numpy leaves unspecified.
+            last = self._last
+            last[idx] = -1
+            np.maximum.at(last, idx, np.arange(n, dtype=np.int64))
+            vals = vals.take(last.take(idx))
+        sums = self._sums
+        sums[0][idx] = vals
+        node = idx
+        for level in range(1, len(sums)):
+            node = node >> 1
+            below = sums[level - 1]
+            if 2 * n >= below.shape[0]:
+                # A small level: recomputing all of it is cheaper than gathering.
+                sums[level][: below.shape[0] // 2] = below[0::2] + below[1::2]
+            else:
+                pairs = below.reshape(-1, 2).take(node, axis=0)
+                sums[level][node] = pairs[:, 0] + pairs[:, 1]
+        mins, k = self._mins, self.min_fanout
+        mins[0][idx] = np.where(vals > 0, vals, _INF)
+        node = idx
+        for level in range(1, len(mins)):
+            node = node // k
+            blocks = mins[level - 1].reshape(-1, k)
+            if n * k >= blocks.size:
+                mins[level][: blocks.shape[0]] = blocks.min(axis=1)
+            else:
+                mins[level][node] = blocks.take(node, axis=0).min(axis=1)
+
+    # -------------------------------------------------------------------------------------------- search
+    def find_prefix_sum(self, values: object) -> np.ndarray:
+        """For each ``v``, the leaf ``k`` with ``cum_{k-1} <= v < cum_k``, where ``cum_k = sum_{i<=k} q_i``.
+
+        ``values`` outside ``[0, total)`` are clipped into it. Returns int64 leaf indexes, never a leaf of mass
+        0. Raises ``ValueError`` if the total mass is 0.
+        """
+        v = np.array(values, dtype=np.float64).reshape(-1)
+        top_cum = np.cumsum(self._sums[-1])
+        total = float(top_cum[-1])
+        if not total > 0:
+            raise ValueError(f"cannot search: the total mass is {total!r} (no leaf has positive mass)")
+        np.clip(v, 0.0, math.nextafter(total, 0.0), out=v)
+        return self._search(v, top_cum)
+
+    def _search(self, v: np.ndarray, top_cum: np.ndarray) -> np.ndarray:
+        """Descend from the top level; ``v`` (float64, changed in place) must lie in ``[0, top_cum[-1])``."""
+        # Top level: node = number of prefix sums <= v, so top_cum[node - 1] <= v < top_cum[node] and the node
+        # has positive mass.
+        node = np.searchsorted(top_cum, v, side="right")
+        np.subtract(v, top_cum.take(node - 1), out=v, where=node > 0)
+        v0, node0 = v.copy(), node.copy()
+        for level in range(len(self._sums) - 2, -1, -1):
+            node <<= 1
+            left = self._sums[level].take(node)
+            right = v >= left
+            np.subtract(v, left, out=v, where=right)
+            node += right
+        bad = self._sums[0].take(node) <= 0
+        if bad.any():
+            # Rounding pushed some v past its node's mass: redo those few with the careful descent.
+            node[bad] = self._careful_search(v0[bad], node0[bad])
+        return node
+
+    def _careful_search(self, v: np.ndarray, node: np.ndarray) -> np.ndarray:
+        """The descent of ``_search``, never stepping into a child of mass 0 (for the rare rounding cases)."""
+        for level in range(len(self._sums) - 2, -1, -1):
+            node = node << 1
+            left = self._sums[level].take(node)
+            right_mass = self._sums[level].take(node + 1)
+            go_right = ((v >= left) & (right_mass > 0)) | (left <= 0)
+            v = np.where(go_right, np.maximum(v - left, 0.0), np.minimum(v, np.nextafter(left, 0.0)))
+            node = node + go_right
+        return node
+
+    def sample_stratified(self, batch_size: int, rng: RngLike = None) -> np.ndarray:
+        """Stratified proportional draw: one leaf from each of ``batch_size`` equal segments of the total mass.
+
+        With ``T = sum_k q_k``, draw ``u_b ~ U[0, 1)`` and search ``v_b = (b + u_b) * T / batch_size`` for
+        ``b = 0 .. batch_size - 1`` (Schaul et al. 2016, appendix B.2.1). A draw from a uniformly chosen
+        stratum has law ``P(k) = q_k / T``, so the expected count of leaf ``k`` in a batch is
+        ``batch_size * q_k / T``; the batch covers the mass evenly, and its indexes come in increasing order.
+        Raises ``ValueError`` if the total mass is 0.
+        """
+        batch_size = check_positive_int(batch_size, "batch_size")
+        gen = as_generator(rng)
+        top_cum = np.cumsum(self._sums[-1])
+        total = float(top_cum[-1])
+        if not total > 0:
+            raise ValueError(f"cannot sample: the total mass is {total!r} (no row has positive priority)")
+        v = np.arange(batch_size, dtype=np.float64)
+        v += gen.random(batch_size)
+        v *= total / batch_size
+        np.minimum(v, math.nextafter(total, 0.0), out=v)
+        return self._search(v, top_cum)

@@ -1,0 +1,176 @@
+"""SumMinTree: exact agreement with brute force after random updates, search semantics, stratified law, errors.
+
+The chi-square test uses a fixed seed, so it is deterministic; its threshold is the 1e-4 upper quantile, so
+over random seeds it would fail by chance with probability 1e-4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from laber.sumtree import SumMinTree
+
+
+def brute_min(leaves: np.ndarray) -> float:
+    positive = leaves[leaves > 0]
+    return float(positive.min()) if positive.size else math.inf
+
+
+def check_tree(tree: SumMinTree, leaves: np.ndarray) -> None:
+    """Every level equals a from-scratch reduction of the level below; totals agree with exact sums."""
+    np.testing.assert_array_equal(tree.leaves(), leaves)
+    for below, level in zip(tree._sums[:-1], tree._sums[1:], strict=True):
+        m = below.shape[0] // 2
+        np.testing.assert_array_equal(level[:m], below[0::2] + below[1::2])
+        assert not level[m:].any()
+    k = tree.min_fanout
+    for below, level in zip(tree._mins[:-1], tree._mins[1:], strict=True):
+        m = below.shape[0] // k
+        np.testing.assert_array_equal(level[:m], below.reshape(-1, k).min(axis=1))
+    assert tree.total() == pytest.approx(math.fsum(leaves), rel=1e-12, abs=1e-300)
+    assert tree.min() == brute_min(leaves)
+    assert not np.isnan(np.concatenate(tree._sums)).any()
+
+
+updates = st.lists(
+    st.tuples(
+        st.lists(st.integers(0, 199), min_size=0, max_size=40),
+        st.lists(st.one_of(st.just(0.0), st.floats(1e-300, 1e6)), min_size=40, max_size=40),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(1, 200), top_size=st.sampled_from([1, 2, 3, 16]), batches=updates)
+def test_tree_matches_brute_force(capacity: int, top_size: int, batches: list[tuple[list[int], list[float]]]) -> None:
+    tree = SumMinTree(capacity, top_size=top_size, min_fanout=3)
+    leaves = np.zeros(capacity)
+    for raw_idx, raw_vals in batches:
+        idx = np.array([i % capacity for i in raw_idx], dtype=np.int64)
+        vals = np.array(raw_vals[: len(idx)], dtype=np.float64)
+        tree.update(idx, vals)
+        for i, x in zip(idx, vals, strict=True):  # sequential reference: the last value wins
+            leaves[i] = x
+        check_tree(tree, leaves)
+
+
+def test_duplicates_last_value_wins() -> None:
+    tree = SumMinTree(10)
+    tree.update([3, 5, 3, 3, 5], [1.0, 2.0, 7.0, 4.0, 0.5])
+    expected = np.zeros(10)
+    expected[3], expected[5] = 4.0, 0.5
+    check_tree(tree, expected)
+
+
+def test_large_random_matches_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    n = 5000
+    tree = SumMinTree(n, top_size=8, min_fanout=4)
+    leaves = np.zeros(n)
+    for _ in range(20):
+        idx = rng.integers(0, n, 300)
+        vals = rng.random(300) * (rng.random(300) < 0.8)
+        tree.update(idx, vals)
+        for i, x in zip(idx, vals, strict=True):
+            leaves[i] = x
+    check_tree(tree, leaves)
+
+
+def test_find_prefix_sum_semantics() -> None:
+    rng = np.random.default_rng(4)
+    n = 777
+    leaves = rng.random(n) * (rng.random(n) < 0.7)
+    tree = SumMinTree(n, top_size=4)
+    tree.update(np.arange(n), leaves)
+    cum = np.cumsum(leaves)
+    v = rng.random(5000) * cum[-1]
+    found = tree.find_prefix_sum(v)
+    assert found.dtype == np.int64
+    expected = np.searchsorted(cum, v, side="right")
+    # Agreement except where v is within rounding of a boundary.
+    near = np.abs(cum[np.minimum(expected, n - 1)] - v) < 1e-9
+    assert np.all((found == expected) | near)
+    assert (leaves[found] > 0).all()
+
+
+def test_search_never_returns_zero_mass_leaf_at_the_edges() -> None:
+    tree = SumMinTree(64, top_size=1)
+    vals = np.zeros(64)
+    vals[[5, 40]] = [1e-300, 3.0]
+    tree.update(np.arange(64), vals)
+    total = tree.total()
+    v = np.array([0.0, 1e-300, math.nextafter(total, 0.0), total, 2 * total, -1.0])
+    assert set(tree.find_prefix_sum(v).tolist()) <= {5, 40}
+
+
+def test_stratified_sample_frequencies_chi_square() -> None:
+    # Pool many independent stratified batches: each batch's draws are dependent, but the count of leaf k in
+    # one batch has mean B q_k / T, and the pooled counts over R independent batches are compared with their
+    # expectation. The strata make the batch counts *less* variable than multinomial counts, so the chi-square
+    # statistic is stochastically smaller than under i.i.d. draws and the stated false-failure rate (1e-4) is
+    # an upper bound.
+    rng = np.random.default_rng(5)
+    n, batch, rounds = 50, 64, 400
+    q = rng.random(n) ** 2 + 0.01
+    tree = SumMinTree(n, top_size=4)
+    tree.update(np.arange(n), q)
+    gen = np.random.default_rng(6)
+    draws = np.concatenate([tree.sample_stratified(batch, gen) for _ in range(rounds)])
+    counts = np.bincount(draws, minlength=n)
+    expected = q / q.sum() * draws.size
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < stats.chi2.isf(1e-4, n - 1)
+
+
+def test_stratified_one_draw_per_segment() -> None:
+    tree = SumMinTree(8, top_size=2)
+    tree.update(np.arange(8), np.ones(8))
+    # Equal masses and 8 strata: each stratum is exactly one leaf.
+    np.testing.assert_array_equal(tree.sample_stratified(8, rng=0), np.arange(8))
+    draws = tree.sample_stratified(4, rng=1)
+    assert np.all(draws // 2 == np.arange(4))
+
+
+def test_seeded_sampling_reproducible() -> None:
+    tree = SumMinTree(100)
+    tree.update(np.arange(100), np.linspace(0, 1, 100))
+    np.testing.assert_array_equal(tree.sample_stratified(32, rng=7), tree.sample_stratified(32, rng=7))
+
+
+def test_errors_leave_tree_unchanged() -> None:
+    tree = SumMinTree(10)
+    tree.update([1, 2], [1.0, 2.0])
+    before = tree.leaves()
+    with pytest.raises(ValueError, match=r"indexes must be in \[0, 10\), got 10"):
+        tree.update([1, 10], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"indexes must be in \[0, 10\), got -1"):
+        tree.update([-1], [1.0])
+    with pytest.raises(TypeError, match="indexes must be integers"):
+        tree.update([1.5], [1.0])
+    with pytest.raises(ValueError, match="values must be finite and >= 0"):
+        tree.update([1, 2], [1.0, np.nan])
+    with pytest.raises(ValueError, match="values must be finite and >= 0"):
+        tree.update([1], [-1.0])
+    with pytest.raises(ValueError, match="values must be finite and >= 0"):
+        tree.update([1], [np.inf])
+    with pytest.raises(ValueError, match="one entry per index, got 1 values for 2 indexes"):
+        tree.update([1, 2], [1.0])
+    with pytest.raises(ValueError, match="indexes must be 1-D"):
+        tree.update([[1]], [1.0])
+    np.testing.assert_array_equal(tree.leaves(), before)
+    with pytest.raises(ValueError, match="capacity must be a positive integer, got capacity=0"):
+        SumMinTree(0)
+    with pytest.raises(ValueError, match="min_fanout must be >= 2, got min_fanout=1"):
+        SumMinTree(4, min_fanout=1)
+    with pytest.raises(ValueError, match=r"total mass is 0\.0"):
+        SumMinTree(4).sample_stratified(2)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got batch_size=0"):
+        tree.sample_stratified(0)
