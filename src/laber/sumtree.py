@@ -122,21 +122,31 @@ class SumMinTree:
             raise ValueError(
                 f"values must have one entry per index, got {vals.shape[0]} values for {idx.shape[0]} indexes"
             )
-        if vals.size and not (np.isfinite(vals).all() and vals.min() >= 0):
+        # min/max propagate NaN, so these two comparisons also reject NaN.
+        if vals.size and not (vals.min() >= 0 and vals.max() < _INF):
             raise ValueError(f"values must be finite and >= 0, got values={short_repr(vals)}")
         if idx.size:
-            self._update_unchecked(idx, vals)
+            self._update_unchecked(idx, self.last_wins(idx, vals))
+
+    def last_wins(self, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """``vals`` with each entry replaced by the value of the *last* occurrence of its index in ``idx``.
+
+        After this, duplicate indexes carry equal values, so any assignment order gives the same result.
+        ``np.maximum.at`` is defined for repeated indexes, unlike fancy assignment, whose order numpy leaves
+        unspecified. ``idx`` must be int64 in ``[0, capacity)``.
+        """
+        n = idx.shape[0]
+        if n <= 1:
+            return vals
+        last = self._last
+        last[idx] = -1
+        np.maximum.at(last, idx, np.arange(n, dtype=np.int64))
+        return vals.take(last.take(idx))
 
     def _update_unchecked(self, idx: np.ndarray, vals: np.ndarray) -> None:
-        """``update`` for int64 ``idx`` in range and float64 ``vals`` finite and ``>= 0`` of the same length."""
+        """Write leaves and refresh ancestors. ``idx`` int64 in range, ``vals`` float64 finite ``>= 0``, same
+        length, and equal values at duplicate indexes (see ``last_wins``)."""
         n = idx.shape[0]
-        if n > 1:
-            # The last occurrence of each index wins: np.maximum.at is defined for repeated indexes, unlike
-            # fancy assignment, whose order numpy leaves unspecified.
-            last = self._last
-            last[idx] = -1
-            np.maximum.at(last, idx, np.arange(n, dtype=np.int64))
-            vals = vals.take(last.take(idx))
         sums = self._sums
         sums[0][idx] = vals
         node = idx
