@@ -143,9 +143,10 @@ class SumMinTree:
         np.maximum.at(last, idx, np.arange(n, dtype=np.int64))
         return vals.take(last.take(idx))
 
-    def _update_unchecked(self, idx: np.ndarray, vals: np.ndarray) -> None:
+    def _update_unchecked(self, idx: np.ndarray, vals: np.ndarray, all_positive: bool = False) -> None:
         """Write leaves and refresh ancestors. ``idx`` int64 in range, ``vals`` float64 finite ``>= 0``, same
-        length, and equal values at duplicate indexes (see ``last_wins``)."""
+        length, and equal values at duplicate indexes (see ``last_wins``); ``all_positive`` if every value is
+        known to be ``> 0`` (saves a pass)."""
         n = idx.shape[0]
         sums = self._sums
         sums[0][idx] = vals
@@ -153,19 +154,19 @@ class SumMinTree:
         for level in range(1, len(sums)):
             node = node >> 1
             below = sums[level - 1]
-            if 2 * n >= below.shape[0]:
-                # A small level: recomputing all of it is cheaper than gathering.
+            if 8 * n >= below.shape[0]:
+                # A small level: recomputing all of it (a strided add) is cheaper than gathering.
                 sums[level][: below.shape[0] // 2] = below[0::2] + below[1::2]
             else:
                 pairs = below.reshape(-1, 2).take(node, axis=0)
                 sums[level][node] = pairs[:, 0] + pairs[:, 1]
         mins, k = self._mins, self.min_fanout
-        mins[0][idx] = np.where(vals > 0, vals, _INF)
+        mins[0][idx] = vals if all_positive else np.where(vals > 0, vals, _INF)
         node = idx
         for level in range(1, len(mins)):
             node = node // k
             blocks = mins[level - 1].reshape(-1, k)
-            if n * k >= blocks.size:
+            if 2 * n * k >= blocks.size:
                 mins[level][: blocks.shape[0]] = blocks.min(axis=1)
             else:
                 mins[level][node] = blocks.take(node, axis=0).min(axis=1)
@@ -191,13 +192,13 @@ class SumMinTree:
         # has positive mass.
         node = np.searchsorted(top_cum, v, side="right")
         np.subtract(v, top_cum.take(node - 1), out=v, where=node > 0)
-        v0, node0 = v.copy(), node.copy()
+        v0, node0 = v.copy(), node
         for level in range(len(self._sums) - 2, -1, -1):
-            node <<= 1
+            node = node + node  # left child (cheaper than a shift here)
             left = self._sums[level].take(node)
             right = v >= left
-            np.subtract(v, left, out=v, where=right)
-            node += right
+            v = v - left * right
+            node = node + right
         bad = self._sums[0].take(node) <= 0
         if bad.any():
             # Rounding pushed some v past its node's mass: redo those few with the careful descent.
