@@ -169,7 +169,9 @@ class SumMinTree:
             if 2 * n * k >= blocks.size:
                 mins[level][: blocks.shape[0]] = blocks.min(axis=1)
             else:
-                mins[level][node] = blocks.take(node, axis=0).min(axis=1)
+                # reduceat over the flattened rows has less per-row overhead than .min(axis=1)
+                rows = blocks.take(node, axis=0).reshape(-1)
+                mins[level][node] = np.minimum.reduceat(rows, np.arange(0, rows.shape[0], k))
 
     # -------------------------------------------------------------------------------------------- search
     def find_prefix_sum(self, values: object) -> np.ndarray:
