@@ -5,12 +5,14 @@ uniform batch of ``m * B`` transitions, scores each with a cheap surrogate prior
 sub-samples ``B`` of them in proportion, with importance weights that keep the gradient estimate unbiased.
 """
 
+from laber.buffers import ReplayBuffer
 from laber.laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
 
 __all__ = [
     "LaBERlazy",
     "LaBERmax",
     "LaBERmean",
+    "ReplayBuffer",
     "laber_subsample",
 ]
 

@@ -1,0 +1,269 @@
+r"""``ReplayBuffer``: a ring of transitions with named fields, N-step returns and checkpoints.
+
+The API follows cpprb's (the reference page): ``ReplayBuffer(size, env_dict, Nstep=...)``, ``add(**fields)``,
+``sample(batch_size)``, ``on_episode_end()``, ``get_all_transitions()``, ``save_transitions`` /
+``load_transitions``.
+
+Storage is a record layout: all fields of one transition sit side by side in one row of a ``uint8`` matrix
+(fields ordered by alignment), so ``sample`` gathers each drawn row with one memory access instead of one per
+field, then splits the gathered rows into fresh, contiguous, per-field arrays.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from laber._validation import RngLike, as_generator, check_positive_int
+from laber.fields import Schema
+from laber.nstep import DISCOUNT, NstepAccumulator, NstepConfig
+
+__all__ = ["ReplayBuffer"]
+
+
+def _check_size(size: object) -> int:
+    """A positive int; an integral float such as ``1e+6`` (which the reference page passes) is accepted."""
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or int(size) <= 0:
+        raise ValueError(f"size must be a positive integer (or an integral float like 1e6), got size={size!r}")
+    return int(size)
+
+
+class ReplayBuffer:
+    r"""Uniform experience replay over named fields, with optional N-step returns.
+
+    Args:
+        size: capacity in transitions; the oldest are overwritten first.
+        env_dict: ``{name: {"shape": int | tuple (default 1), "dtype": dtype (default default_dtype)}}``.
+        next_of, stack_compress: memory sharing of ``obs``/``next_obs`` and of stacked frames. Not available in
+            this release: passing anything but None raises ``NotImplementedError``.
+        default_dtype: dtype of fields that do not name one (float32).
+        Nstep: ``{"size": n, "rew": str | list, "gamma": 0.99, "next": str | list}``. Each stored row then holds
+            the discounted return ``R_t = sum_{j<k} gamma**j r_{t+j}`` over the ``k <= n`` steps up to the
+            episode's end, the "next" fields and ``done`` of step ``t + k - 1``, and an extra field
+            ``discount = gamma**k`` for the exact target ``R_t + discount * (1 - done) * V(next)``.
+            A transition with ``done`` true ends every window that reaches it; ``on_episode_end()`` ends the
+            others (time limits). See :mod:`laber.nstep`.
+        rng: an int seed or a ``numpy.random.Generator`` for ``sample``.
+
+    Every ``add`` is validated as a whole before anything is written: every field present, no unknown field,
+    shapes ``field_shape`` (one transition) or ``(k, *field_shape)`` (a batch), equal ``k``, integer values that
+    fit their dtype. On error a named ``ValueError``/``TypeError`` is raised and the buffer is unchanged.
+
+    Hooks for subclasses (``PrioritizedReplayBuffer`` uses them): ``_hidden_fields()`` declares internal
+    fields stored with each row and carried through N-step with the window's first transition;
+    ``_count_rows(fields)`` validates an ``add`` and returns its number of transitions;
+    ``_add_with_hidden(fields, hidden)`` adds with values for the hidden fields; ``_on_rows_written(indices)``
+    runs after every write of rows (from ``add``, N-step completions and ``on_episode_end``);
+    ``_gather(indices)`` returns fresh public fields of stored rows; ``_column(name)`` is the writable storage of
+    one field; ``_checkpoint_extra()`` / ``_restore_extra(extra)`` add state to checkpoints.
+    """
+
+    def __init__(
+        self,
+        size: int | float,
+        env_dict: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        next_of: str | list[str] | None = None,
+        stack_compress: str | list[str] | None = None,
+        default_dtype: object = np.float32,
+        Nstep: Mapping[str, Any] | None = None,
+        rng: RngLike = None,
+    ) -> None:
+        self._size = _check_size(size)
+        if next_of is not None or stack_compress is not None:
+            raise NotImplementedError(
+                "next_of and stack_compress (memory sharing between obs and next_obs) are not available in this "
+                f"release; got next_of={next_of!r}, stack_compress={stack_compress!r}. Store next_obs as a field."
+            )
+        if env_dict is None:
+            raise TypeError("env_dict is required: {name: {'shape': ..., 'dtype': ...}}")
+        schema = Schema(env_dict, default_dtype, self._hidden_fields())
+        self._nstep_config = NstepConfig.parse(Nstep, schema)
+        if self._nstep_config is not None:
+            schema = Schema(
+                {**env_dict, DISCOUNT: {"shape": 1, "dtype": np.float32}}, default_dtype, self._hidden_fields()
+            )
+        self._schema = schema
+        self._env_dict = {f.name: {"shape": f.shape, "dtype": f.dtype.str} for f in schema if f.name in env_dict}
+        self._input_names = tuple(n for n in schema.public if n != DISCOUNT)
+        self._all_inputs = self._input_names + tuple(schema.hidden)
+        self._nstep = NstepAccumulator(self._nstep_config, self._all_inputs) if self._nstep_config else None
+        self._rng = as_generator(rng)
+        self._layout()
+        self._next = 0
+        self._stored = 0
+
+    # ------------------------------------------------------------------------------------------- layout
+    def _layout(self) -> None:
+        """One uint8 row per transition; each field a strided, aligned view into it."""
+        order = sorted(self._schema, key=lambda f: -f.dtype.alignment)
+        offsets: dict[str, int] = {}
+        offset = 0
+        for f in order:
+            offset = -(-offset // f.dtype.alignment) * f.dtype.alignment
+            offsets[f.name] = offset
+            offset += f.size * f.dtype.itemsize
+        self._row_bytes = max(8, -(-offset // 8) * 8)
+        self._store = np.zeros((self._size, self._row_bytes), dtype=np.uint8)
+        self._offsets = offsets
+        self._cols = {f.name: self._view(self._store, f.name) for f in self._schema}
+
+    def _view(self, block: np.ndarray, name: str) -> np.ndarray:
+        f = self._schema[name]
+        start = self._offsets[name]
+        raw = block[:, start : start + f.size * f.dtype.itemsize]
+        return raw.view(f.dtype).reshape((block.shape[0], *f.shape))
+
+    # ------------------------------------------------------------------------------------------- hooks
+    @classmethod
+    def _hidden_fields(cls) -> dict[str, dict[str, Any]]:
+        """Internal fields stored with each row, not shown by ``sample``/``get_all_transitions`` (none here)."""
+        return {}
+
+    def _column(self, name: str) -> np.ndarray:
+        """The writable storage of field ``name``, shape ``(size, *field_shape)`` (internal use)."""
+        return self._cols[name]
+
+    def _on_rows_written(self, indices: np.ndarray) -> None:
+        """Called after rows ``indices`` (int64 ring positions) were written. No-op here."""
+
+    def _checkpoint_extra(self) -> dict[str, Any]:
+        """Extra state for checkpoints: JSON values or numpy arrays (none here)."""
+        return {}
+
+    def _restore_extra(self, extra: Mapping[str, Any]) -> None:
+        """Restore what ``_checkpoint_extra`` saved; runs after the rows are restored. No-op here."""
+
+    def _count_rows(self, fields: Mapping[str, Any]) -> int:
+        """Validate the fields of an ``add`` call (raising a named error) and return its number of transitions."""
+        return self._schema.check_add(fields, self._input_names)[0]
+
+    # ------------------------------------------------------------------------------------------- adding
+    def add(self, **fields: Any) -> int | None:
+        """Add one transition (each field of its declared shape) or a batch (an extra leading axis).
+
+        Returns the ring index of the first row written, or None while N-step still holds the transitions.
+        """
+        return self._add_with_hidden(fields, {})
+
+    def _add_with_hidden(self, fields: Mapping[str, Any], hidden: Mapping[str, Any]) -> int | None:
+        rows, arrays = self._schema.check_add(fields, self._input_names)
+        for name in self._schema.hidden:
+            f = self._schema[name]
+            value = np.asarray(hidden[name]) if name in hidden else np.zeros((rows, *f.shape), f.dtype)
+            arrays[name] = value.reshape((rows, *f.shape)).astype(f.dtype, copy=False)
+        if self._nstep is None:
+            return self._write(arrays, rows)
+        done = self._nstep.push(arrays)
+        return None if done is None else self._write(done, len(done[DISCOUNT]))
+
+    def _write(self, arrays: Mapping[str, np.ndarray], rows: int) -> int:
+        size = self._size
+        if rows > size:  # only the newest `size` rows survive
+            arrays = {k: v[rows - size :] for k, v in arrays.items()}
+            self._next = (self._next + rows - size) % size
+            rows = size
+        start = self._next
+        if start + rows <= size:
+            where: slice | np.ndarray = slice(start, start + rows)
+            indices = np.arange(start, start + rows, dtype=np.int64)
+        else:
+            indices = (start + np.arange(rows, dtype=np.int64)) % size
+            where = indices
+        for name, col in self._cols.items():
+            col[where] = arrays[name]
+        self._next = (start + rows) % size
+        self._stored = min(size, self._stored + rows)
+        self._on_rows_written(indices)
+        return start
+
+    def on_episode_end(self) -> None:
+        """End the current episode: N-step windows still open are cut at its last transition and stored."""
+        if self._nstep is not None:
+            done = self._nstep.flush()
+            if done is not None:
+                self._write(done, len(done[DISCOUNT]))
+
+    # ------------------------------------------------------------------------------------------- reading
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        """Draw ``batch_size`` stored rows uniformly with replacement: fresh arrays per field, plus ``indexes``."""
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if self._stored == 0:
+            raise ValueError("cannot sample from an empty buffer: add transitions first")
+        idx = self._sample_indices(batch_size)
+        out = self._gather(idx)
+        out["indexes"] = idx
+        return out
+
+    def _sample_indices(self, batch_size: int) -> np.ndarray:
+        """Row indices to sample (uniform over the stored rows here)."""
+        return self._rng.integers(0, self._stored, batch_size, dtype=np.int64)
+
+    def _gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Fresh, contiguous arrays of every public field at ``indices`` (one gather of whole rows)."""
+        block = self._store.take(indices, axis=0)
+        return {name: np.ascontiguousarray(self._view(block, name)) for name in self._schema.public}
+
+    def get_all_transitions(self) -> dict[str, np.ndarray]:
+        """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays)."""
+        return self._gather(np.arange(self._stored, dtype=np.int64))
+
+    def get_stored_size(self) -> int:
+        """Number of rows stored (at most ``get_buffer_size()``)."""
+        return self._stored
+
+    def get_buffer_size(self) -> int:
+        """Capacity in rows."""
+        return self._size
+
+    def get_next_index(self) -> int:
+        """Ring index the next row will be written to."""
+        return self._next
+
+    def __len__(self) -> int:
+        return self._stored
+
+    def clear(self) -> None:
+        """Forget every stored row and any N-step transitions still pending."""
+        self._next = 0
+        self._stored = 0
+        if self._nstep is not None:
+            self._nstep.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(size={self._size}, stored={self._stored}, "
+            f"fields={list(self._schema.public)}, Nstep={self._nstep_config})"
+        )
+
+    # ------------------------------------------------------------------------------------------- checkpoints
+    def save_transitions(self, path: str | Any) -> None:
+        """Write every stored row, pending N-step transitions and the rng state to ``path`` (see checkpoint)."""
+        from laber.checkpoint import save
+
+        save(self, path)
+
+    def load_transitions(self, path: str | Any) -> None:
+        """Replace this buffer's contents with a checkpoint written by ``save_transitions`` (same fields)."""
+        from laber.checkpoint import load
+
+        load(self, path)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "size": self._size,
+            "fields": {f.name: {"shape": list(f.shape), "dtype": f.dtype.str} for f in self._schema},
+            "nstep": None
+            if self._nstep_config is None
+            else {
+                "size": self._nstep_config.size,
+                "gamma": self._nstep_config.gamma,
+                "rew": list(self._nstep_config.rew),
+                "next": list(self._nstep_config.next),
+            },
+        }

@@ -1,0 +1,178 @@
+"""``env_dict`` -> a schema of named fields, and the validation of a whole ``add()`` before anything is written.
+
+``env_dict = {name: {"shape": int | tuple (default 1), "dtype": numpy dtype (default default_dtype)}}``, as in
+cpprb. A field of shape ``(1,)`` accepts a scalar per transition (``rew=1.0``) and comes back as ``(B, 1)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from laber._validation import short_repr
+
+__all__ = ["Field", "Schema"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named field: per-transition ``shape`` and ``dtype``."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+    @property
+    def size(self) -> int:
+        """Number of scalars per transition."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def _parse_shape(name: str, shape: object) -> tuple[int, ...]:
+    if isinstance(shape, bool):
+        raise TypeError(f"env_dict[{name!r}]['shape'] must be an int or a tuple of ints, got shape={shape!r}")
+    if isinstance(shape, numbers.Integral):
+        dims: tuple[object, ...] = (shape,)
+    elif isinstance(shape, Iterable) and not isinstance(shape, (str, bytes)):
+        dims = tuple(shape)
+    else:
+        raise TypeError(f"env_dict[{name!r}]['shape'] must be an int or a tuple of ints, got shape={shape!r}")
+    out = []
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or int(d) <= 0:
+            raise ValueError(f"env_dict[{name!r}]['shape'] must hold positive ints, got shape={shape!r}")
+        out.append(int(d))
+    return tuple(out) if out else (1,)
+
+
+class Schema:
+    """The fields of a buffer, parsed and checked once, and the validation of ``add`` calls against them."""
+
+    def __init__(
+        self,
+        env_dict: Mapping[str, Mapping[str, Any]],
+        default_dtype: object = np.float32,
+        hidden: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        if not isinstance(env_dict, Mapping) or not env_dict:
+            raise TypeError(f"env_dict must be a non-empty dict of field specs, got env_dict={short_repr(env_dict)}")
+        try:
+            default = np.dtype(default_dtype)  # type: ignore[call-overload]
+        except TypeError as exc:
+            raise TypeError(f"default_dtype must be a numpy dtype, got default_dtype={default_dtype!r}") from exc
+        fields: dict[str, Field] = {}
+        for name, spec in {**env_dict, **(hidden or {})}.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"env_dict keys must be non-empty strings, got {name!r}")
+            if name in ("indexes", "weights"):
+                raise ValueError(f"field name {name!r} is reserved for sample() outputs; rename it")
+            if not isinstance(spec, Mapping):
+                raise TypeError(f"env_dict[{name!r}] must be a dict like {{'shape': 4}}, got {short_repr(spec)}")
+            unknown = set(spec) - {"shape", "dtype"}
+            if unknown:
+                raise ValueError(f"env_dict[{name!r}] has unknown keys {sorted(unknown)}; allowed: 'shape', 'dtype'")
+            shape = _parse_shape(name, spec.get("shape", 1))
+            try:
+                dtype = np.dtype(spec.get("dtype", default))
+            except TypeError as exc:
+                raise TypeError(f"env_dict[{name!r}]['dtype'] is not a numpy dtype: {spec.get('dtype')!r}") from exc
+            if dtype.kind not in "biufc":
+                raise TypeError(f"env_dict[{name!r}]['dtype'] must be numeric or bool, got dtype={dtype}")
+            fields[name] = Field(name, shape, dtype)
+        self.fields = fields
+        self.hidden = frozenset(hidden or ())
+        self.public = tuple(n for n in fields if n not in self.hidden)
+
+    def __iter__(self) -> Any:
+        return iter(self.fields.values())
+
+    def __getitem__(self, name: str) -> Field:
+        return self.fields[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.fields
+
+    # ------------------------------------------------------------------------------------------- validation
+    def rows_of(self, field: Field, value: np.ndarray) -> int | None:
+        """Rows carried by ``value`` for ``field``: 1 for one transition, k for a batch, None if it fits neither."""
+        shape = value.shape
+        if shape == field.shape or (field.shape == (1,) and shape == ()):
+            return 1
+        if len(shape) >= 1 and shape[1:] == field.shape:
+            return int(shape[0])
+        if field.shape == (1,) and len(shape) == 1:
+            return int(shape[0])
+        return None
+
+    def check_add(self, fields: Mapping[str, Any], names: Iterable[str]) -> tuple[int, dict[str, np.ndarray]]:
+        """Validate one ``add`` call over ``names`` (every one required, nothing else allowed).
+
+        Returns ``(rows, arrays)`` with each array shaped ``(rows, *field.shape)`` in the field's dtype (a
+        copy only where a conversion is needed). Raises a named ``ValueError``/``TypeError`` otherwise.
+        """
+        names = tuple(names)
+        missing = [n for n in names if n not in fields]
+        if missing:
+            raise ValueError(f"add() is missing field(s) {missing}; every field of env_dict is required")
+        unknown = [n for n in fields if n not in names]
+        if unknown:
+            raise ValueError(f"add() got unknown field(s) {unknown}; known fields: {list(names)}")
+        rows: int | None = None
+        first = ""
+        arrays: dict[str, np.ndarray] = {}
+        for name in names:
+            field = self.fields[name]
+            raw = fields[name]
+            try:
+                value = np.asarray(raw)
+            except Exception as exc:
+                raise TypeError(f"field {name!r} cannot be converted to an array: {short_repr(raw)}") from exc
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"field {name!r} must hold numbers, got dtype={value.dtype}: {name}={short_repr(raw)}")
+            k = self.rows_of(field, value)
+            if k is None:
+                raise ValueError(
+                    f"field {name!r} must have shape {field.shape} (one transition) or (k, *{field.shape}) (a batch), "
+                    f"got shape {value.shape}"
+                )
+            if rows is None:
+                rows, first = k, name
+            elif k != rows:
+                raise ValueError(
+                    f"fields disagree on the number of transitions: {first!r} has {rows}, {name!r} has {k}"
+                )
+            arrays[name] = value
+        if rows is None:
+            raise ValueError("add() needs at least one field")
+        out: dict[str, np.ndarray] = {}
+        for name, value in arrays.items():
+            field = self.fields[name]
+            self._check_fits(field, value)
+            out[name] = value.reshape((rows, *field.shape)).astype(field.dtype, copy=False)
+        return rows, out
+
+    @staticmethod
+    def _check_fits(field: Field, value: np.ndarray) -> None:
+        """Integer fields take only integral values inside the dtype's range (no silent wrap-around)."""
+        kind = field.dtype.kind
+        if kind not in "iu" or value.dtype.kind == "b":
+            return
+        if value.dtype.kind in "iu" and np.can_cast(value.dtype, field.dtype):
+            return
+        if value.size == 0:
+            return
+        info = np.iinfo(field.dtype)
+        lo, hi = value.min(), value.max()
+        if value.dtype.kind == "f" and (
+            not (np.isfinite(lo) and np.isfinite(hi)) or not np.array_equal(value, np.floor(value))
+        ):
+            raise ValueError(f"field {field.name!r} ({field.dtype}) needs integral values, got {short_repr(value)}")
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise ValueError(
+                f"field {field.name!r} has dtype {field.dtype} (range {info.min}..{info.max}), got value {bad!r}"
+            )
