@@ -7,13 +7,18 @@ sub-samples ``B`` of them in proportion, with importance weights that keep the g
 
 from laber.buffers import ReplayBuffer
 from laber.laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
+from laber.prioritized import PrioritizedReplayBuffer, per_laber_subsample
+from laber.sumtree import SumMinTree
 
 __all__ = [
     "LaBERlazy",
     "LaBERmax",
     "LaBERmean",
+    "PrioritizedReplayBuffer",
     "ReplayBuffer",
+    "SumMinTree",
     "laber_subsample",
+    "per_laber_subsample",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,316 @@
+r"""Proportional prioritized experience replay, and its combination with LaBER (PER-LaBER).
+
+``PrioritizedReplayBuffer`` is the ``ReplayBuffer`` of ``laber.buffers`` (same fields, N-step returns, next_of,
+checkpoints) drawing rows in proportion to their priorities (T. Schaul, J. Quan, I. Antonoglou, D. Silver,
+"Prioritized Experience Replay", ICLR 2016, arXiv:1511.05952). With ``N`` stored rows of priorities ``p``::
+
+    q_i = (p_i + eps) ** alpha,        P_i = q_i / sum_k q_k
+
+    w_i = (N * P_i) ** -beta / max_j (N * P_j) ** -beta  =  (q_i / min_j q_j) ** -beta
+
+where ``j`` runs over the stored rows that can be drawn (``q_j > 0``), so ``0 < w_i <= 1``. ``alpha = 0`` is
+uniform sampling, ``beta = 1`` the full importance-sampling correction.
+
+``per_laber_subsample`` is PER-LaBER (T. Lahire, M. Geist, E. Rachelson, "Large Batch Experience Replay",
+ICML 2022, arXiv:2110.01528, the PER-LaBER variant of its experiments): the large batch of ``m * B`` rows is drawn
+by PER instead of uniformly, LaBER sub-samples ``B`` of them from fresh surrogate priorities, and the fresh
+priorities of all ``m * B`` rows are written back to the buffer.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from laber._validation import check_nonnegative_float, check_positive_int, short_repr
+from laber.buffers import ReplayBuffer
+from laber.sumtree import SumMinTree
+
+__all__ = ["PrioritizedReplayBuffer", "per_laber_subsample"]
+
+_PRIORITY = "_priority"
+_RESERVED_OUTPUTS = ("indexes", "weights")
+
+
+def _check_priorities(priorities: object, name: str = "priorities") -> np.ndarray:
+    """``priorities`` as a 1-D float64 array of finite values ``>= 0`` (a scalar becomes length 1)."""
+    try:
+        arr = np.asarray(priorities, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be real numbers, got {name}={short_repr(priorities)}") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape} for {name}={short_repr(priorities)}")
+    # min and max propagate NaN, so two reductions check everything in the common (valid) case.
+    if arr.size and not (arr.min() >= 0 and arr.max() < math.inf):
+        bad = ~(np.isfinite(arr) & (arr >= 0))
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} must be finite and >= 0, got {name}[{k}]={float(arr[k])!r}")
+    return arr
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    r"""A ``ReplayBuffer`` that draws rows in proportion to ``(p + eps) ** alpha``, with PER importance weights.
+
+    Parameters
+    ----------
+    size, env_dict, Nstep, next_of, rng, ...:
+        As for ``ReplayBuffer``.
+    alpha:
+        Prioritisation exponent, ``>= 0`` (0: uniform).
+    eps:
+        Added to every priority before the exponent, ``>= 0``, so rows of priority 0 stay drawable.
+
+    Sampling (Schaul et al. 2016): with ``N`` stored rows of priorities ``p``,
+    ``q_i = (p_i + eps) ** alpha``, ``P_i = q_i / sum_k q_k``; ``sample(batch_size, beta)`` splits the total
+    mass into ``batch_size`` equal segments and draws one row in each (stratified sampling), so a row's
+    expected count in a batch is ``batch_size * P_i``. The weights are
+
+    .. math:: w_i = (N P_i)^{-\beta} / \max_j (N P_j)^{-\beta} = (q_i / \min_j q_j)^{-\beta}
+
+    with ``j`` over the stored rows with ``q_j > 0`` (a row with ``q_j = 0``, possible only when ``eps = 0``,
+    can never be drawn and is left out).
+
+    Priorities: ``add(priorities=None, **fields)`` gives rows without a priority the running maximum of all
+    priorities given so far (starting at 1), so new rows are drawn at least once early.
+    ``update_priorities(indexes, priorities)`` sets them for stored rows; with duplicate indexes the last value
+    wins. Priorities travel through N-step with the first transition of each window, are stored in a hidden
+    float64 column, and are kept, with the running maximum, by checkpoints.
+
+    All of the numbers are checked before anything is written: a bad call raises ``ValueError``/``TypeError``
+    naming the argument and leaves the buffer unchanged, and the sum tree never holds NaN or inf.
+    """
+
+    def __init__(
+        self,
+        size: int | float,
+        env_dict: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        alpha: float = 0.6,
+        eps: float = 1e-4,
+        **kwargs: Any,
+    ) -> None:
+        self.alpha = check_nonnegative_float(alpha, "alpha")
+        self.eps = check_nonnegative_float(eps, "eps")
+        super().__init__(size, env_dict, **kwargs)
+        self._tree = SumMinTree(self.get_buffer_size())
+        self._max_priority = 1.0
+
+    # ------------------------------------------------------------------------------------- hooks (base)
+    @classmethod
+    def _hidden_fields(cls) -> dict[str, dict[str, Any]]:
+        return {**super()._hidden_fields(), _PRIORITY: {"shape": 1, "dtype": np.float64}}
+
+    def _priority_column(self) -> np.ndarray:
+        """The writable ``(size,)`` view of the stored priorities ``p`` (NaN: not yet resolved)."""
+        return self._column(_PRIORITY)[:, 0]
+
+    def _check_mass(self, priorities: np.ndarray) -> float:
+        """Reject priorities whose ``(p + eps) ** alpha`` could overflow the tree's float64 sums.
+
+        Returns the largest priority (``-inf`` if there are none).
+        """
+        if not priorities.size:
+            return -math.inf
+        k = int(np.argmax(priorities))
+        limit = sys.float_info.max / (2.0 * self.get_buffer_size())
+        try:
+            q_max = (float(priorities[k]) + self.eps) ** self.alpha  # q is increasing in p for alpha >= 0
+        except OverflowError:
+            q_max = math.inf
+        if not q_max <= limit:
+            raise ValueError(
+                f"priorities too large: (p + eps) ** alpha = {q_max!r} for priorities[{k}]={float(priorities[k])!r} "
+                f"with alpha={self.alpha!r} could overflow the sum over {self.get_buffer_size()} rows"
+            )
+        return float(priorities[k])
+
+    def _mass(self, priorities: np.ndarray) -> np.ndarray:
+        """``q = (p + eps) ** alpha`` in float64 (priorities already checked)."""
+        q: np.ndarray = np.power(priorities + self.eps, self.alpha)
+        return q
+
+    def _on_rows_written(self, indices: np.ndarray) -> None:
+        super()._on_rows_written(indices)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            return
+        column = self._priority_column()
+        p = column[idx]
+        missing = np.isnan(p)
+        if missing.any():
+            p[missing] = self._max_priority
+            column[idx] = p
+        self._tree._update_unchecked(idx, self._mass(p))
+
+    def _checkpoint_extra(self) -> dict[str, Any]:
+        extra = dict(super()._checkpoint_extra())
+        extra["max_priority"] = self._max_priority
+        return extra
+
+    def _restore_extra(self, extra: Mapping[str, Any]) -> None:
+        super()._restore_extra(extra)
+        self._max_priority = float(extra.get("max_priority", 1.0))
+        stored = self.get_stored_size()
+        self._tree = SumMinTree(self.get_buffer_size())
+        if stored:
+            idx = np.arange(stored, dtype=np.int64)
+            self._tree._update_unchecked(idx, self._mass(self._priority_column()[:stored].copy()))
+
+    # ------------------------------------------------------------------------------------------- public
+    def add(self, priorities: object = None, **fields: Any) -> int | None:
+        """Add one transition or a batch, as ``ReplayBuffer.add``, with optional priorities.
+
+        ``priorities``: None (every row gets the running maximum priority, 1 at first), a scalar (one
+        transition) or one value per row, each finite and ``>= 0``. A given priority also raises the running
+        maximum. The call is validated as a whole first: on error nothing is written.
+        """
+        if _PRIORITY in fields:
+            raise ValueError(f"{_PRIORITY} is an internal field; pass priorities=... instead")
+        rows = self._count_rows(fields)
+        if priorities is None:
+            p = np.full(rows, np.nan)
+            given = None
+        else:
+            p = _check_priorities(priorities)
+            if p.shape[0] != rows:
+                raise ValueError(
+                    f"priorities must have one value per row added, got {p.shape[0]} priorities for {rows} rows"
+                )
+            largest = self._check_mass(p)
+            given = largest if p.size else None
+        out = self._add_with_hidden(fields, {_PRIORITY: p})
+        if given is not None:
+            self._max_priority = max(self._max_priority, given)
+        return out
+
+    def sample(self, batch_size: int, beta: float = 0.4) -> dict[str, np.ndarray]:
+        r"""Draw ``batch_size`` rows in proportion to ``q_i = (p_i + eps) ** alpha``, stratified.
+
+        Returns the fields (fresh arrays), ``indexes`` (int64, a fresh array, in increasing order) and
+        ``weights`` (float32), ``w_i = (N P_i) ** -beta / max_j (N P_j) ** -beta = (q_i / min_j q_j) ** -beta``
+        over the ``N`` stored rows (see the class docstring). ``beta >= 0``.
+        """
+        batch_size = check_positive_int(batch_size, "batch_size")
+        beta = check_nonnegative_float(beta, "beta")
+        if self.get_stored_size() == 0:
+            raise ValueError("cannot sample from an empty buffer: add transitions first")
+        idx = self._tree.sample_stratified(batch_size, self._rng)
+        out = self._gather(idx)
+        q = self._tree._sums[0].take(idx)
+        weights = np.power(q / self._tree.min(), -beta)
+        out["indexes"] = idx
+        out["weights"] = weights.astype(np.float32)
+        return out
+
+    def update_priorities(self, indexes: object, priorities: object) -> None:
+        """Set the priorities of stored rows. Duplicate indexes: the last value wins.
+
+        ``indexes`` must be integers in ``[0, stored)``, ``priorities`` finite and ``>= 0``, one per index.
+        The running maximum rises to the largest new priority. Validated first: on error nothing changes.
+        """
+        idx = self._tree.check_indexes(indexes, "indexes", bound=self.get_stored_size())
+        p = _check_priorities(priorities)
+        if p.shape != idx.shape:
+            raise ValueError(
+                f"priorities must have one value per index, got {p.shape[0]} priorities for {idx.shape[0]} indexes"
+            )
+        if idx.size == 0:
+            return
+        largest = self._check_mass(p)
+        p = self._tree.last_wins(idx, p)
+        self._priority_column()[idx] = p
+        self._tree._update_unchecked(idx, self._mass(p), all_positive=self.eps > 0 or self.alpha == 0)
+        self._max_priority = max(self._max_priority, largest)
+
+    def get_max_priority(self) -> float:
+        """The running maximum priority: 1 at first, raised by every priority given to ``add`` or an update."""
+        return self._max_priority
+
+    def get_priorities(self, indexes: object = None) -> np.ndarray:
+        """A fresh float64 copy of the stored priorities ``p`` (all stored rows, or those at ``indexes``)."""
+        stored = self.get_stored_size()
+        column = self._priority_column()[:stored]
+        if indexes is None:
+            return np.array(column, dtype=np.float64)
+        idx = self._tree.check_indexes(indexes, "indexes", bound=stored)
+        return np.array(column[idx], dtype=np.float64)
+
+    def clear(self) -> None:
+        """Remove every transition; priorities and the running maximum start afresh."""
+        super().clear()
+        self._tree = SumMinTree(self.get_buffer_size())
+        self._max_priority = 1.0
+
+
+def per_laber_subsample(laber: Any, large_batch: Mapping[str, Any], priorities: object) -> dict[str, np.ndarray]:
+    r"""PER-LaBER: sub-sample a large batch drawn by ``PrioritizedReplayBuffer.sample`` with a LaBER sampler.
+
+    Lahire, Geist, Rachelson, "Large Batch Experience Replay" (ICML 2022, arXiv:2110.01528), PER-LaBER: draw
+    the large batch of ``N = m * B`` rows from the PER buffer, compute fresh surrogate priorities for all of
+    them with the current network, sub-sample ``B`` with LaBER, and write the fresh priorities of **all**
+    ``m * B`` rows back (``per.update_priorities(large_batch["indexes"], priorities)``; this helper does not
+    write, so the caller decides what the buffer stores, e.g. ``|TD|`` rather than the Huber surrogate).
+
+    ``laber`` is a ``LaBERmean``/``LaBERlazy``/``LaBERmax`` instance; ``large_batch`` the dict returned by
+    ``per.sample(m * B, beta)``; ``priorities`` the ``N`` surrogate priorities (numpy, or a CPU/CUDA torch
+    tensor). Only the priorities go to LaBER, which returns positions ``j`` in the large batch; the helper
+    gathers every field of the large batch at those positions itself, so PER's ``indexes`` and ``weights``
+    never meet LaBER's outputs (passing ``**per.sample(...)`` to a LaBER sampler, as one would with cpprb,
+    silently overwrote them there; laber's samplers refuse those names).
+
+    Returns the ``B`` sub-sampled fields plus
+
+    * ``positions``: int64 positions ``j`` in the large batch (LaBER's ``indexes``);
+    * ``indexes``: int64 buffer rows, ``large_batch["indexes"][positions]``;
+    * ``per_weights``: the PER weights of those rows, ``(q_i / min q) ** -beta``;
+    * ``laber_weights``: LaBER's weights, e.g. ``mean(q') / q'_j`` for ``LaBERmean``;
+    * ``weights``: ``per_weights * laber_weights`` (float32), the weight to put on each loss term.
+
+    Why the product: the two draws are nested importance sampling. Conditional on the large batch, LaBERmean's
+    weighted mean is an unbiased estimate of the large batch's mean of ``f_i``; with ``beta = 1`` the PER
+    weight ``1 / (N P_i)`` (up to the constant ``min`` normalisation) makes the large batch's PER-weighted
+    mean an unbiased estimate of the uniform mean over the buffer. So ``E[mean_b per_b * laber_b * f_b]``
+    is, up to that constant, the uniform buffer mean, as for plain DQN; ``beta < 1`` keeps part of PER's
+    bias toward high priorities, exactly as in PER. The paper itself reports that the combination brings
+    little over LaBER alone, at extra cost.
+    """
+    for key in _RESERVED_OUTPUTS:
+        if key not in large_batch:
+            raise ValueError(
+                f"large_batch must be the dict returned by PrioritizedReplayBuffer.sample (with {key!r}), "
+                f"got keys {sorted(large_batch)!r}"
+            )
+    for key in ("positions", "per_weights", "laber_weights"):
+        if key in large_batch:
+            raise ValueError(f"large_batch has a field named {key!r}, which would collide with an output")
+    buffer_indexes = np.asarray(large_batch["indexes"])
+    n = buffer_indexes.shape[0]
+    laber_n = int(getattr(laber, "batch_size", 0)) * int(getattr(laber, "m", 0))
+    if laber_n and laber_n != n:
+        raise ValueError(f"large_batch must hold m * batch_size = {laber_n} rows for this LaBER sampler, got {n} rows")
+    out = laber(priorities=priorities)
+    positions = out["indexes"]
+    laber_weights = out["weights"]
+    if not isinstance(positions, np.ndarray):  # a torch tensor: positions are few, bring them to the host
+        positions = positions.detach().cpu().numpy()
+        laber_weights = laber_weights.detach().cpu().numpy()
+    positions = np.asarray(positions, dtype=np.int64)
+    laber_weights = np.asarray(laber_weights)
+    result: dict[str, np.ndarray] = {}
+    for key, value in large_batch.items():
+        if key == "indexes":
+            continue
+        result[key] = np.asarray(value).take(positions, axis=0)
+    per_weights = result.pop("weights")
+    result["positions"] = positions
+    result["indexes"] = buffer_indexes.take(positions)
+    result["per_weights"] = per_weights
+    result["laber_weights"] = laber_weights
+    result["weights"] = (per_weights.astype(np.float64) * laber_weights.astype(np.float64)).astype(np.float32)
+    return result
