@@ -97,27 +97,25 @@ class ReplayBuffer:
         self._layout()
         self._next = 0
         self._stored = 0
+        self._watch_rows = type(self)._on_rows_written is not ReplayBuffer._on_rows_written
 
     # ------------------------------------------------------------------------------------------- layout
     def _layout(self) -> None:
-        """One uint8 row per transition; each field a strided, aligned view into it."""
+        """One record per transition (a structured dtype, fields aligned); each field a writable column view."""
         order = sorted(self._schema, key=lambda f: -f.dtype.alignment)
-        offsets: dict[str, int] = {}
+        names, formats, offsets = [], [], []
         offset = 0
         for f in order:
             offset = -(-offset // f.dtype.alignment) * f.dtype.alignment
-            offsets[f.name] = offset
+            names.append(f.name)
+            formats.append((f.dtype, f.shape))
+            offsets.append(offset)
             offset += f.size * f.dtype.itemsize
-        self._row_bytes = max(8, -(-offset // 8) * 8)
-        self._store = np.zeros((self._size, self._row_bytes), dtype=np.uint8)
-        self._offsets = offsets
-        self._cols = {f.name: self._view(self._store, f.name) for f in self._schema}
-
-    def _view(self, block: np.ndarray, name: str) -> np.ndarray:
-        f = self._schema[name]
-        start = self._offsets[name]
-        raw = block[:, start : start + f.size * f.dtype.itemsize]
-        return raw.view(f.dtype).reshape((block.shape[0], *f.shape))
+        itemsize = max(8, -(-offset // 8) * 8)
+        self._record = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
+        self._store = np.zeros(self._size, dtype=self._record)
+        self._cols = {f.name: self._store[f.name] for f in self._schema}
+        self._record_names: tuple[str, ...] = tuple(names)
 
     # ------------------------------------------------------------------------------------------- hooks
     @classmethod
@@ -127,7 +125,8 @@ class ReplayBuffer:
 
     def _column(self, name: str) -> np.ndarray:
         """The writable storage of field ``name``, shape ``(size, *field_shape)`` (internal use)."""
-        return self._cols[name]
+        column: np.ndarray = self._cols[name]
+        return column
 
     def _on_rows_written(self, indices: np.ndarray) -> None:
         """Called after rows ``indices`` (int64 ring positions) were written. No-op here."""
@@ -159,16 +158,27 @@ class ReplayBuffer:
             arrays[name] = value.reshape((rows, *f.shape)).astype(f.dtype, copy=False)
         if self._nstep is None:
             return self._write(arrays, rows)
+        for name, value in arrays.items():
+            f = self._schema[name]
+            arrays[name] = value.reshape((rows, *f.shape))
         done = self._nstep.push(arrays)
         return None if done is None else self._write(done, len(done[DISCOUNT]))
 
     def _write(self, arrays: Mapping[str, np.ndarray], rows: int) -> int:
         size = self._size
+        start = self._next
+        if rows == 1:  # one transition: one record assignment, values of the field's shape as they are
+            self._store[start] = tuple([arrays[name] for name in self._record_names])
+            self._next = (start + 1) % size
+            if self._stored < size:
+                self._stored += 1
+            if self._watch_rows:
+                self._on_rows_written(np.array([start], dtype=np.int64))
+            return start
         if rows > size:  # only the newest `size` rows survive
             arrays = {k: v[rows - size :] for k, v in arrays.items()}
-            self._next = (self._next + rows - size) % size
+            start = self._next = (start + rows - size) % size
             rows = size
-        start = self._next
         if start + rows <= size:
             where: slice | np.ndarray = slice(start, start + rows)
             indices = np.arange(start, start + rows, dtype=np.int64)
@@ -201,13 +211,21 @@ class ReplayBuffer:
         return out
 
     def _sample_indices(self, batch_size: int) -> np.ndarray:
-        """Row indices to sample (uniform over the stored rows here)."""
-        return self._rng.integers(0, self._stored, batch_size, dtype=np.int64)
+        """Row indices to sample, uniform over the stored rows: ``floor(u * stored)`` with ``u`` a 53-bit
+        uniform (``rng.random``), uniform up to a relative ``stored / 2**53`` (1e-10 at 1e6 rows) and twice as
+        fast as ``rng.integers`` here."""
+        u = self._rng.random(batch_size)
+        u *= self._stored
+        return u.astype(np.int64)
 
     def _gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Fresh, contiguous arrays of every public field at ``indices`` (one gather of whole rows)."""
-        block = self._store.take(indices, axis=0)
-        return {name: np.ascontiguousarray(self._view(block, name)) for name in self._schema.public}
+        """Every public field at ``indices``, from one gather of whole records into a new block.
+
+        The arrays are views of that new block: fresh memory that storage and later calls never touch, each
+        field in its own bytes (they may be non-contiguous: ``np.ascontiguousarray`` where it matters).
+        """
+        block = self._store.take(indices)
+        return {name: block[name] for name in self._schema.public}
 
     def get_all_transitions(self) -> dict[str, np.ndarray]:
         """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays)."""

@@ -42,7 +42,7 @@ def save(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     """Write ``buffer`` to ``path`` atomically (see the module docstring)."""
     target = Path(path)
     extra = buffer._checkpoint_extra()
-    arrays: dict[str, np.ndarray] = {"rows": buffer._store[: buffer._stored]}
+    arrays: dict[str, np.ndarray] = {"rows": buffer._store[: buffer._stored].view(np.uint8)}
     json_extra: dict[str, Any] = {}
     for key, value in extra.items():
         if isinstance(value, np.ndarray):
@@ -95,14 +95,15 @@ def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
             )
         rows = archive["rows"]
         stored = int(meta["stored"])
-        if stored > buffer._size or rows.shape != (stored, buffer._row_bytes):
+        itemsize = buffer._record.itemsize
+        if stored > buffer._size or rows.dtype != np.uint8 or rows.shape != (stored * itemsize,):
             raise ValueError(f"checkpoint holds {stored} rows of {theirs['size']}; this buffer has size {buffer._size}")
         pending = {k.removeprefix("pending/"): archive[k] for k in archive.files if k.startswith("pending/")}
         extra: dict[str, Any] = dict(meta.get("extra", {}))
         extra.update({k.removeprefix("extra/"): archive[k] for k in archive.files if k.startswith("extra/")})
     # everything read and checked: now overwrite the buffer
     buffer.clear()
-    buffer._store[:stored] = rows
+    buffer._store[:stored] = rows.view(buffer._record)
     buffer._stored = stored
     buffer._next = int(meta["next"]) % buffer._size
     buffer._rng.bit_generator.state = meta["rng"]

@@ -6,6 +6,8 @@ cpprb. A field of shape ``(1,)`` accepts a scalar per transition (``rew=1.0``) a
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,6 +18,16 @@ import numpy as np
 from laber._validation import short_repr
 
 __all__ = ["Field", "Schema"]
+
+
+@functools.cache
+def _iinfo(dtype: np.dtype[Any]) -> np.iinfo[Any]:
+    return np.iinfo(dtype)
+
+
+@functools.cache
+def _can_cast(src: np.dtype[Any], dst: np.dtype[Any]) -> bool:
+    return bool(np.can_cast(src, dst))
 
 
 @dataclass(frozen=True)
@@ -29,7 +41,7 @@ class Field:
     @property
     def size(self) -> int:
         """Number of scalars per transition."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
 
 def _parse_shape(name: str, shape: object) -> tuple[int, ...]:
@@ -86,6 +98,7 @@ class Schema:
         self.fields = fields
         self.hidden = frozenset(hidden or ())
         self.public = tuple(n for n in fields if n not in self.hidden)
+        self._name_sets: dict[tuple[str, ...], frozenset[str]] = {}
 
     def __iter__(self) -> Any:
         return iter(self.fields.values())
@@ -97,75 +110,77 @@ class Schema:
         return name in self.fields
 
     # ------------------------------------------------------------------------------------------- validation
-    def rows_of(self, field: Field, value: np.ndarray) -> int | None:
-        """Rows carried by ``value`` for ``field``: 1 for one transition, k for a batch, None if it fits neither."""
-        shape = value.shape
-        if shape == field.shape or (field.shape == (1,) and shape == ()):
-            return 1
-        if len(shape) >= 1 and shape[1:] == field.shape:
-            return int(shape[0])
-        if field.shape == (1,) and len(shape) == 1:
-            return int(shape[0])
-        return None
-
-    def check_add(self, fields: Mapping[str, Any], names: Iterable[str]) -> tuple[int, dict[str, np.ndarray]]:
+    def check_add(self, fields: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, dict[str, np.ndarray]]:
         """Validate one ``add`` call over ``names`` (every one required, nothing else allowed).
 
-        Returns ``(rows, arrays)`` with each array shaped ``(rows, *field.shape)`` in the field's dtype (a
-        copy only where a conversion is needed). Raises a named ``ValueError``/``TypeError`` otherwise.
+        Returns ``(rows, arrays)``: for a batch each array is ``(rows, *field.shape)``; for one transition
+        (``rows == 1``) an array may also be ``field.shape`` (or a 0-d array for a shape-``(1,)`` field), which
+        assigns to one row as is. Integer fields are checked to hold integral values inside their range.
+        Raises a named ``ValueError``/``TypeError``; nothing is written by this method.
         """
-        names = tuple(names)
-        missing = [n for n in names if n not in fields]
-        if missing:
-            raise ValueError(f"add() is missing field(s) {missing}; every field of env_dict is required")
-        unknown = [n for n in fields if n not in names]
-        if unknown:
+        expected = self._name_sets.get(names)
+        if expected is None:
+            expected = self._name_sets[names] = frozenset(names)
+        if fields.keys() != expected:
+            missing = [n for n in names if n not in fields]
+            if missing:
+                raise ValueError(f"add() is missing field(s) {missing}; every field of env_dict is required")
+            unknown = [n for n in fields if n not in names]
             raise ValueError(f"add() got unknown field(s) {unknown}; known fields: {list(names)}")
-        rows: int | None = None
+        rows = -1
         first = ""
-        arrays: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}
         for name in names:
-            field = self.fields[name]
+            f = self.fields[name]
             raw = fields[name]
             try:
                 value = np.asarray(raw)
             except Exception as exc:
                 raise TypeError(f"field {name!r} cannot be converted to an array: {short_repr(raw)}") from exc
-            if value.dtype.kind not in "biuf":
+            kind = value.dtype.kind
+            if kind not in "biuf":
                 raise TypeError(f"field {name!r} must hold numbers, got dtype={value.dtype}: {name}={short_repr(raw)}")
-            k = self.rows_of(field, value)
-            if k is None:
+            shape = value.shape
+            if shape == f.shape or (shape == () and f.shape == (1,)):
+                k = 1
+            elif shape[1:] == f.shape and len(shape) > len(f.shape):
+                k = shape[0]
+            elif f.shape == (1,) and len(shape) == 1:
+                k = shape[0]
+                value = value.reshape(k, 1)
+            else:
                 raise ValueError(
-                    f"field {name!r} must have shape {field.shape} (one transition) or (k, *{field.shape}) (a batch), "
-                    f"got shape {value.shape}"
+                    f"field {name!r} must have shape {f.shape} (one transition) or (k, *{f.shape}) (a batch), "
+                    f"got shape {shape}"
                 )
-            if rows is None:
+            if rows < 0:
                 rows, first = k, name
             elif k != rows:
                 raise ValueError(
                     f"fields disagree on the number of transitions: {first!r} has {rows}, {name!r} has {k}"
                 )
-            arrays[name] = value
-        if rows is None:
-            raise ValueError("add() needs at least one field")
-        out: dict[str, np.ndarray] = {}
-        for name, value in arrays.items():
-            field = self.fields[name]
-            self._check_fits(field, value)
-            out[name] = value.reshape((rows, *field.shape)).astype(field.dtype, copy=False)
+            if f.dtype.kind in "iu" and kind in "iuf":
+                self._check_fits(f, value)
+            out[name] = value
+        if rows <= 0:
+            raise ValueError(f"add() got no transitions (a batch of length {rows})")
         return rows, out
 
     @staticmethod
     def _check_fits(field: Field, value: np.ndarray) -> None:
         """Integer fields take only integral values inside the dtype's range (no silent wrap-around)."""
-        kind = field.dtype.kind
-        if kind not in "iu" or value.dtype.kind == "b":
+        info = _iinfo(field.dtype)
+        if value.ndim == 0:
+            x = value.item()
+            if isinstance(x, float) and not x.is_integer():
+                raise ValueError(f"field {field.name!r} ({field.dtype}) needs integral values, got {x!r}")
+            if not info.min <= x <= info.max:
+                raise ValueError(
+                    f"field {field.name!r} has dtype {field.dtype} (range {info.min}..{info.max}), got value {x!r}"
+                )
             return
-        if value.dtype.kind in "iu" and np.can_cast(value.dtype, field.dtype):
+        if value.size == 0 or (value.dtype.kind in "iu" and _can_cast(value.dtype, field.dtype)):
             return
-        if value.size == 0:
-            return
-        info = np.iinfo(field.dtype)
         lo, hi = value.min(), value.max()
         if value.dtype.kind == "f" and (
             not (np.isfinite(lo) and np.isfinite(hi)) or not np.array_equal(value, np.floor(value))
