@@ -187,7 +187,7 @@ class Schema:
         ):
             raise ValueError(f"field {field.name!r} ({field.dtype}) needs integral values, got {short_repr(value)}")
         if lo < info.min or hi > info.max:
-            bad = lo if lo < info.min else hi
+            bad = (lo if lo < info.min else hi).item()
             raise ValueError(
                 f"field {field.name!r} has dtype {field.dtype} (range {info.min}..{info.max}), got value {bad!r}"
             )

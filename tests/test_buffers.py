@@ -1,0 +1,339 @@
+"""ReplayBuffer: N-step closed forms, uniform sampling, ring order, validation, aliasing, checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from laber import LaBERmean, ReplayBuffer
+
+ENV = {
+    "obs": {"shape": 3},
+    "act": {"shape": 1, "dtype": np.uint8},
+    "rew": {},
+    "next_obs": {"shape": 3},
+    "done": {},
+}
+
+
+def scripted_episodes(rng: np.random.Generator, lengths: list[int], terminal: list[bool]) -> list[list[dict]]:
+    """Episodes of transitions with distinct observations; the last step is terminal where asked."""
+    episodes, t = [], 0
+    for length, term in zip(lengths, terminal, strict=True):
+        ep = []
+        for i in range(length):
+            ep.append(
+                {
+                    "obs": np.full(3, t, dtype=np.float32),
+                    "act": int(rng.integers(0, 4)),
+                    "rew": float(rng.normal()),
+                    "next_obs": np.full(3, t + 1, dtype=np.float32),
+                    "done": float(term and i == length - 1),
+                }
+            )
+            t += 1
+        episodes.append(ep)
+    return episodes
+
+
+def closed_form(episodes: list[list[dict]], n: int, gamma: float) -> dict[str, np.ndarray]:
+    """Expected N-step rows: R_t = sum_{j<k} gamma^j r_{t+j}, k = min(n, steps left in the episode)."""
+    rows: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "next_obs", "done", "discount")}
+    for ep in episodes:
+        for t in range(len(ep)):
+            k = min(n, len(ep) - t)
+            rows["obs"].append(ep[t]["obs"])
+            rows["act"].append([ep[t]["act"]])
+            rows["rew"].append([sum(gamma**j * ep[t + j]["rew"] for j in range(k))])
+            rows["next_obs"].append(ep[t + k - 1]["next_obs"])
+            rows["done"].append([ep[t + k - 1]["done"]])
+            rows["discount"].append([gamma**k])
+    return {k: np.array(v) for k, v in rows.items()}
+
+
+def fill(rb: ReplayBuffer, episodes: list[list[dict]], *, batch: bool) -> None:
+    for ep in episodes:
+        if batch:
+            rb.add(**{k: np.array([tr[k] for tr in ep]) for k in ep[0]})
+        else:
+            for tr in ep:
+                rb.add(**tr)
+        rb.on_episode_end()
+
+
+# ------------------------------------------------------------------------------------------------ N-step
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+@pytest.mark.parametrize("batch", [False, True])
+def test_nstep_matches_closed_form(n: int, batch: bool) -> None:
+    rng = np.random.default_rng(n)
+    # terminal inside the window (short terminal episodes), time-limit ends (not terminal), length-1 episodes
+    episodes = scripted_episodes(rng, [7, 2, 1, 9, 4], [True, True, False, False, True])
+    gamma = 0.9
+    rb = ReplayBuffer(100, ENV, Nstep={"size": n, "rew": "rew", "gamma": gamma, "next": "next_obs"})
+    fill(rb, episodes, batch=batch)
+    got = rb.get_all_transitions()
+    want = closed_form(episodes, n, gamma)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, err_msg=key)
+
+
+def test_nstep_done_inside_window_without_episode_end() -> None:
+    """A terminal transition closes every window that reaches it, even before on_episode_end()."""
+    rb = ReplayBuffer(20, ENV, Nstep={"size": 3, "rew": "rew", "gamma": 0.5, "next": "next_obs"})
+    ep = scripted_episodes(np.random.default_rng(0), [4], [True])[0]
+    for i, tr in enumerate(ep):
+        out = rb.add(**tr)
+        assert (out is None) == (i < 2)
+    assert rb.get_stored_size() == 4  # all four windows were completed by the terminal step
+    want = closed_form([ep], 3, 0.5)
+    np.testing.assert_allclose(rb.get_all_transitions()["rew"], want["rew"], rtol=1e-6)
+
+
+def test_nstep_on_episode_end_mid_window() -> None:
+    rb = ReplayBuffer(20, ENV, Nstep={"size": 4, "rew": "rew", "gamma": 0.8, "next": "next_obs"})
+    ep = scripted_episodes(np.random.default_rng(1), [2], [False])[0]
+    for tr in ep:
+        assert rb.add(**tr) is None
+    assert rb.get_stored_size() == 0
+    rb.on_episode_end()
+    got = rb.get_all_transitions()
+    want = closed_form([ep], 4, 0.8)
+    np.testing.assert_allclose(got["discount"], [[0.64], [0.8]], rtol=1e-6)
+    np.testing.assert_allclose(got["rew"], want["rew"], rtol=1e-6)
+    np.testing.assert_array_equal(got["done"], [[0.0], [0.0]])
+
+
+def test_nstep_ring_wraparound() -> None:
+    """With the ring smaller than the stream, the stored rows are the newest ones of the closed form."""
+    rng = np.random.default_rng(3)
+    episodes = scripted_episodes(rng, [6, 5, 8], [True, False, True])
+    rb = ReplayBuffer(7, ENV, Nstep={"size": 3, "rew": "rew", "gamma": 0.95, "next": "next_obs"})
+    fill(rb, episodes, batch=False)
+    want = closed_form(episodes, 3, 0.95)
+    total = len(want["obs"])
+    order = np.argsort([(i - rb.get_next_index()) % 7 for i in range(7)])  # oldest stored row first
+    got = rb.get_all_transitions()
+    for key in want:
+        np.testing.assert_allclose(got[key][order], want[key][total - 7 :], rtol=1e-6, err_msg=key)
+
+
+def test_nstep_configuration_errors() -> None:
+    with pytest.raises(ValueError, match=r"Nstep\['size'\] must be a positive integer, got size=0"):
+        ReplayBuffer(10, ENV, Nstep={"size": 0, "rew": "rew"})
+    with pytest.raises(ValueError, match=r"Nstep\['rew'\] names 'reward', which is not a field"):
+        ReplayBuffer(10, ENV, Nstep={"size": 3, "rew": "reward"})
+    with pytest.raises(ValueError, match=r"Nstep\['gamma'\] must be a real number in \[0, 1\], got gamma=1.5"):
+        ReplayBuffer(10, ENV, Nstep={"size": 3, "rew": "rew", "gamma": 1.5})
+    with pytest.raises(ValueError, match=r"Nstep has unknown keys \['steps'\]"):
+        ReplayBuffer(10, ENV, Nstep={"size": 3, "rew": "rew", "steps": 2})
+    with pytest.raises(ValueError, match=r"'discount' is reserved"):
+        ReplayBuffer(10, {**ENV, "discount": {}}, Nstep={"size": 3, "rew": "rew"})
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+def test_sample_is_uniform_over_stored_rows() -> None:
+    """Chi-square of 20,000 draws over 50 stored rows against uniform; false-failure probability 1e-3."""
+    rb = ReplayBuffer(64, {"x": {}}, rng=11)
+    rb.add(x=np.arange(50.0))
+    counts = np.zeros(50)
+    for _ in range(80):
+        idx = rb.sample(250)["indexes"]
+        counts += np.bincount(idx, minlength=50)
+    assert counts.sum() == 20_000
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_sample_fields_match_indexes_and_never_alias_storage() -> None:
+    rb = ReplayBuffer(32, ENV, rng=0)
+    rb.add(
+        obs=np.arange(60.0).reshape(20, 3),
+        act=np.arange(20) % 4,
+        rew=np.arange(20.0),
+        next_obs=np.arange(60.0).reshape(20, 3) + 1,
+        done=np.zeros(20),
+    )
+    first = rb.sample(64)
+    snapshot = {k: v.copy() for k, v in first.items()}
+    assert first["indexes"].dtype == np.int64
+    np.testing.assert_array_equal(first["rew"].ravel(), first["indexes"].astype(np.float32))
+    np.testing.assert_array_equal(first["obs"][:, 0], 3.0 * first["indexes"])
+    for key, value in first.items():
+        assert not np.shares_memory(value, rb._store), key
+    rb.sample(256)  # a later, larger sample does not touch the first one's arrays
+    rb.add(obs=np.full(3, -1.0), act=0, rew=-1.0, next_obs=np.zeros(3), done=1.0)
+    for key, value in first.items():
+        np.testing.assert_array_equal(value, snapshot[key])
+    first["obs"][:] = 99.0  # and writing to them does not reach storage
+    assert rb.get_all_transitions()["obs"].max() < 99.0
+
+
+def test_same_seed_same_samples() -> None:
+    a, b = ReplayBuffer(10, {"x": {}}, rng=5), ReplayBuffer(10, {"x": {}}, rng=5)
+    for rb in (a, b):
+        rb.add(x=np.arange(10.0))
+    np.testing.assert_array_equal(a.sample(30)["indexes"], b.sample(30)["indexes"])
+
+
+def test_sample_errors() -> None:
+    rb = ReplayBuffer(10, {"x": {}})
+    with pytest.raises(ValueError, match="cannot sample from an empty buffer"):
+        rb.sample(4)
+    rb.add(x=1.0)
+    with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got batch_size=0"):
+        rb.sample(0)
+    with pytest.raises(TypeError, match=r"batch_size must be a positive integer, got batch_size=2\.5"):
+        rb.sample(2.5)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------ ring
+def test_overwrite_order_at_wraparound() -> None:
+    rb = ReplayBuffer(5, {"x": {"dtype": np.int64}})
+    assert rb.add(x=np.arange(3)) == 0
+    assert rb.add(x=np.arange(3, 7)) == 3  # wraps: rows 3, 4, 0, 1
+    np.testing.assert_array_equal(rb.get_all_transitions()["x"].ravel(), [5, 6, 2, 3, 4])
+    assert (rb.get_stored_size(), rb.get_next_index(), len(rb), rb.get_buffer_size()) == (5, 2, 5, 5)
+    rb.add(x=np.arange(100, 112))  # longer than the ring: only the newest 5 survive, in ring order
+    stored = rb.get_all_transitions()["x"].ravel()
+    assert sorted(stored) == list(range(107, 112))
+    nxt = rb.get_next_index()
+    np.testing.assert_array_equal(np.roll(stored, -nxt), np.arange(107, 112))
+    rb.clear()
+    assert len(rb) == 0 and rb.get_next_index() == 0
+
+
+def test_size_accepts_integral_floats_only() -> None:
+    assert ReplayBuffer(1e3, {"x": {}}).get_buffer_size() == 1000
+    for bad in (0, -3, 2.5, "10", True, float("nan")):
+        with pytest.raises(ValueError, match=r"size must be a positive integer"):
+            ReplayBuffer(bad, {"x": {}})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------ validation
+BAD_ADDS = [
+    ({"obs": np.ones(3), "act": 1, "rew": 1.0, "next_obs": np.ones(3)}, r"missing field\(s\) \['done'\]"),
+    ({"obs": np.ones(3), "act": 1, "rew": 1.0, "next_obs": np.ones(3), "done": 0, "extra": 1}, r"unknown field"),
+    ({"obs": np.ones(4), "act": 1, "rew": 1.0, "next_obs": np.ones(3), "done": 0}, r"field 'obs' must have shape"),
+    (
+        {"obs": np.ones((2, 3)), "act": [1, 2, 3], "rew": [1.0, 2.0], "next_obs": np.ones((2, 3)), "done": [0, 0]},
+        r"fields disagree on the number of transitions: 'obs' has 2, 'act' has 3",
+    ),
+    (
+        {"obs": np.ones(3), "act": 256, "rew": 1.0, "next_obs": np.ones(3), "done": 0},
+        r"range 0\.\.255\), got value 256",
+    ),
+    ({"obs": np.ones(3), "act": -1, "rew": 1.0, "next_obs": np.ones(3), "done": 0}, r"got value -1"),
+    ({"obs": np.ones(3), "act": 1.5, "rew": 1.0, "next_obs": np.ones(3), "done": 0}, r"needs integral values"),
+    ({"obs": np.ones(3), "act": 1, "rew": "a", "next_obs": np.ones(3), "done": 0}, r"field 'rew' must hold numbers"),
+    (
+        {"obs": np.ones((2, 3)), "act": [1, 300], "rew": [1.0, 2.0], "next_obs": np.ones((2, 3)), "done": [0, 0]},
+        r"got value 300",
+    ),
+]
+
+
+@pytest.mark.parametrize("nstep", [None, {"size": 2, "rew": "rew", "next": "next_obs"}])
+@pytest.mark.parametrize(("fields", "match"), BAD_ADDS)
+def test_bad_add_leaves_buffer_unchanged(fields: dict, match: str, nstep: dict | None) -> None:
+    rb = ReplayBuffer(8, ENV, Nstep=nstep)
+    good = {"obs": np.zeros(3), "act": 2, "rew": 0.5, "next_obs": np.ones(3), "done": 0.0}
+    for _ in range(3):
+        rb.add(**good)
+    before = (rb.get_all_transitions(), rb.get_next_index(), rb.get_stored_size())
+    with pytest.raises((ValueError, TypeError), match=match):
+        rb.add(**fields)
+    after = (rb.get_all_transitions(), rb.get_next_index(), rb.get_stored_size())
+    assert before[1:] == after[1:]
+    for key in before[0]:
+        np.testing.assert_array_equal(before[0][key], after[0][key])
+
+
+def test_bad_env_dict() -> None:
+    with pytest.raises(TypeError, match="env_dict must be a non-empty dict"):
+        ReplayBuffer(10, {})
+    with pytest.raises(ValueError, match=r"env_dict\['obs'\]\['shape'\] must hold positive ints, got shape=\(0,\)"):
+        ReplayBuffer(10, {"obs": {"shape": (0,)}})
+    with pytest.raises(ValueError, match=r"env_dict\['obs'\] has unknown keys \['dtyp'\]"):
+        ReplayBuffer(10, {"obs": {"dtyp": np.float32}})
+    with pytest.raises(ValueError, match=r"field name 'weights' is reserved"):
+        ReplayBuffer(10, {"weights": {}})
+    with pytest.raises(NotImplementedError, match="next_of"):
+        ReplayBuffer(10, ENV, next_of="obs")
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    nstep = {"size": 3, "rew": "rew", "gamma": 0.9, "next": "next_obs"}
+    rb = ReplayBuffer(6, ENV, Nstep=nstep, rng=7)
+    episodes = scripted_episodes(np.random.default_rng(0), [5, 4], [True, False])
+    fill(rb, episodes[:1], batch=False)
+    for tr in episodes[1][:2]:  # two transitions still pending in the N-step window
+        rb.add(**tr)
+    path = tmp_path / "buffer.npz"
+    rb.save_transitions(path)
+    assert os.listdir(tmp_path) == ["buffer.npz"]  # no temporary file left behind
+    copy = ReplayBuffer(6, ENV, Nstep=nstep, rng=123)
+    copy.load_transitions(path)
+    for key, value in rb.get_all_transitions().items():
+        np.testing.assert_array_equal(copy.get_all_transitions()[key], value)
+    assert copy.get_next_index() == rb.get_next_index()
+    np.testing.assert_array_equal(copy.sample(20)["indexes"], rb.sample(20)["indexes"])  # rng state restored
+    for b in (rb, copy):  # pending transitions travel too: finishing the episode gives the same rows
+        for tr in episodes[1][2:]:
+            b.add(**tr)
+        b.on_episode_end()
+    for key, value in rb.get_all_transitions().items():
+        np.testing.assert_array_equal(copy.get_all_transitions()[key], value)
+
+
+def test_checkpoint_errors(tmp_path: Path) -> None:
+    rb = ReplayBuffer(6, ENV)
+    rb.add(obs=np.zeros(3), act=1, rew=0.0, next_obs=np.zeros(3), done=0.0)
+    path = tmp_path / "b.npz"
+    rb.save_transitions(path)
+    other = ReplayBuffer(6, {**ENV, "rew": {"dtype": np.float64}})
+    with pytest.raises(ValueError, match="do not match this buffer"):
+        other.load_transitions(path)
+    small = ReplayBuffer(4, ENV)
+    small.load_transitions(path)  # fits
+    np.savez(tmp_path / "x.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a laber checkpoint"):
+        rb.load_transitions(tmp_path / "x.npz")
+
+
+# ------------------------------------------------------------------------------------------------ reference page
+def test_reference_page_loop() -> None:
+    """The reference page's loop, with a stand-in environment and |TD| (cpprb's API, laber's classes)."""
+    buffer_size = 1e6
+    env_dict = {
+        "obs": {"shape": (4,)},
+        "act": {"shape": 1, "dtype": np.ubyte},
+        "rew": {},
+        "next_obs": {"shape": (4,)},
+        "done": {},
+    }
+    batch_size, m = 32, 4
+    rb = ReplayBuffer(buffer_size, env_dict, Nstep={"size": 3, "rew": "rew", "next": "next_obs"})
+    laber = LaBERmean(batch_size, m)
+    rng = np.random.default_rng(0)
+    observation = rng.random(4)
+    for step in range(300):
+        action = int(rng.integers(0, 2))
+        next_observation, reward, done = rng.random(4), 1.0, step % 37 == 36
+        rb.add(obs=observation, act=action, rew=reward, next_obs=next_observation, done=done)
+        if rb.get_stored_size() == 0:
+            continue
+        sample = rb.sample(batch_size * m)
+        abs_td = np.abs(sample["rew"].ravel() - rng.random(batch_size * m))
+        idx_weights = laber(priorities=abs_td)
+        assert (abs_td[idx_weights["indexes"]] * idx_weights["weights"]).shape == (batch_size,)
+        assert sample["act"].ravel().shape == (batch_size * m,)
+        if done:
+            observation = rng.random(4)
+            rb.on_episode_end()
+        else:
+            observation = next_observation
