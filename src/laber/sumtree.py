@@ -76,6 +76,9 @@ class SumMinTree:
         self._sums = _build_levels(self.capacity, 2, self.top_size, 0.0)
         self._mins = _build_levels(self.capacity, self.min_fanout, self.top_size, _INF)
         self._last = np.zeros(self.capacity, dtype=np.int64)  # scratch for last-wins deduplication
+        # Views made once: the left and right children of every sum node, the children blocks of every min node.
+        self._pairs = [level.reshape(-1, 2) for level in self._sums[:-1]]
+        self._blocks = [level.reshape(-1, self.min_fanout) for level in self._mins[:-1]]
 
     # ------------------------------------------------------------------------------------------- queries
     def total(self) -> float:
@@ -153,21 +156,21 @@ class SumMinTree:
         node = idx
         for level in range(1, len(sums)):
             node = node >> 1
-            below = sums[level - 1]
-            if 8 * n >= below.shape[0]:
-                # A small level: recomputing all of it (a strided add) is cheaper than gathering.
-                sums[level][: below.shape[0] // 2] = below[0::2] + below[1::2]
+            pairs = self._pairs[level - 1]
+            if 4 * n >= pairs.shape[0]:
+                # A small level: recomputing all of it (one strided add) is cheaper than gathering.
+                np.add(pairs[:, 0], pairs[:, 1], out=sums[level][: pairs.shape[0]])
             else:
-                pairs = below.reshape(-1, 2).take(node, axis=0)
-                sums[level][node] = pairs[:, 0] + pairs[:, 1]
+                rows = pairs.take(node, axis=0)  # take on the contiguous (n, 2) view: no copy of the level
+                sums[level][node] = rows[:, 0] + rows[:, 1]
         mins, k = self._mins, self.min_fanout
         mins[0][idx] = vals if all_positive else np.where(vals > 0, vals, _INF)
         node = idx
         for level in range(1, len(mins)):
             node = node // k
-            blocks = mins[level - 1].reshape(-1, k)
+            blocks = self._blocks[level - 1]
             if 2 * n * k >= blocks.size:
-                mins[level][: blocks.shape[0]] = blocks.min(axis=1)
+                np.minimum.reduce(blocks, axis=1, out=mins[level][: blocks.shape[0]])
             else:
                 # reduceat over the flattened rows has less per-row overhead than .min(axis=1)
                 rows = blocks.take(node, axis=0).reshape(-1)
