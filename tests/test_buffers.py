@@ -261,8 +261,12 @@ def test_bad_env_dict() -> None:
         ReplayBuffer(10, {"obs": {"dtyp": np.float32}})
     with pytest.raises(ValueError, match=r"field name 'weights' is reserved"):
         ReplayBuffer(10, {"weights": {}})
-    with pytest.raises(NotImplementedError, match="next_of"):
+    with pytest.raises(ValueError, match=r"with next_of='obs', next_obs is derived from obs: remove 'next_obs'"):
         ReplayBuffer(10, ENV, next_of="obs")
+    with pytest.raises(ValueError, match=r"next_of names 'state', which is not a field"):
+        ReplayBuffer(10, ENV, next_of="state")
+    with pytest.raises(NotImplementedError, match="stack_compress"):
+        ReplayBuffer(10, ENV, stack_compress="obs")
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -337,3 +341,100 @@ def test_reference_page_loop() -> None:
             rb.on_episode_end()
         else:
             observation = next_observation
+
+
+# ------------------------------------------------------------------------------------------------ next_of
+NEXT_OF_ENV = {"obs": {"shape": 3}, "act": {"dtype": np.uint8}, "rew": {}, "done": {}}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_next_of_gives_exactly_what_naive_storage_gives(seed: int) -> None:
+    """Random episodes (single and batch adds, terminal and time-limit ends, a missing on_episode_end, N-step
+    or not, ring wrap-around): every field, next_obs included, equals a buffer that stores next_obs."""
+    rng = np.random.default_rng(seed)
+    nstep = None if seed % 2 == 0 else {"size": int(rng.integers(1, 5)), "rew": "rew", "gamma": 0.5, "next": "next_obs"}
+    size = int(rng.integers(3, 20))
+    shared = ReplayBuffer(size, NEXT_OF_ENV, next_of="obs", Nstep=nstep, rng=0)
+    naive = ReplayBuffer(size, {**NEXT_OF_ENV, "next_obs": {"shape": 3}}, Nstep=nstep, rng=0)
+    t = 0
+    for ep in range(int(rng.integers(2, 8))):
+        length = int(rng.integers(1, 9))
+        steps = [
+            {
+                "obs": np.full(3, t + i),
+                "act": (t + i) % 3,
+                "rew": float(t + i),
+                "next_obs": np.full(3, t + i + 1),
+                "done": float(i == length - 1 and ep % 2 == 0),
+            }
+            for i in range(length)
+        ]
+        for rb in (shared, naive):
+            if rng.random() < 0.3:
+                rb.add(**{k: np.array([s[k] for s in steps]) for k in steps[0]})
+            else:
+                for s in steps:
+                    rb.add(**s)
+        t += length + 100  # the next episode starts elsewhere
+        if rng.random() < 0.8:
+            shared.on_episode_end()
+            naive.on_episode_end()
+    got, want = shared.get_all_transitions(), naive.get_all_transitions()
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    sample = shared.sample(64)
+    np.testing.assert_array_equal(sample["next_obs"], want["next_obs"][sample["indexes"]])
+
+
+def test_next_of_memory_is_close_to_obs_alone() -> None:
+    """84x84 uint8 frames: storage (records + side store) within 1.05x of the obs array alone (naive: 2x)."""
+    size, frame = 3000, (84, 84)
+    rb = ReplayBuffer(
+        size,
+        {"obs": {"shape": frame, "dtype": np.uint8}, "act": {"dtype": np.uint8}, "rew": {}, "done": {}},
+        next_of="obs",
+    )
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 255, frame, dtype=np.uint8)
+    for _ in range(30):  # 30 episodes of 100 steps fill the ring
+        frames = rng.integers(0, 255, (101, *frame), dtype=np.uint8)
+        frames[0] = obs
+        rb.add(obs=frames[:-1], act=np.zeros(100), rew=np.ones(100), next_obs=frames[1:], done=np.eye(1, 100, 99)[0])
+        rb.on_episode_end()
+        obs = frames[-1]
+    obs_alone = size * int(np.prod(frame))
+    total = rb._store.nbytes + rb._next_of.nbytes  # type: ignore[union-attr]
+    assert total <= 1.05 * obs_alone, total / obs_alone
+    stored = rb.get_all_transitions()
+    assert stored["next_obs"].shape == (size, *frame)
+
+
+def test_next_of_full_size_layout_is_within_bound() -> None:
+    """The 1e6 x 84x84 case, by layout only (no pages touched): one record per row plus a small side store."""
+    rb = ReplayBuffer(
+        1e6,
+        {"obs": {"shape": (84, 84), "dtype": np.uint8}, "act": {"dtype": np.uint8}, "rew": {}, "done": {}},
+        next_of="obs",
+    )
+    obs_alone = 10**6 * 84 * 84
+    assert rb._store.nbytes / obs_alone < 1.004  # 7056 bytes of obs + act, rew, done and the link: 7080
+    assert rb._next_of.nbytes < 0.01 * obs_alone  # type: ignore[union-attr]
+
+
+def test_next_of_checkpoint_round_trip(tmp_path: Path) -> None:
+    nstep = {"size": 2, "rew": "rew", "gamma": 0.9, "next": "next_obs"}
+    a = ReplayBuffer(7, NEXT_OF_ENV, next_of="obs", Nstep=nstep, rng=1)
+    rng = np.random.default_rng(5)
+    for _ in range(11):
+        a.add(obs=rng.random(3), act=1, rew=1.0, next_obs=rng.random(3), done=0.0)
+    a.save_transitions(tmp_path / "n.npz")
+    b = ReplayBuffer(7, NEXT_OF_ENV, next_of="obs", Nstep=nstep, rng=2)
+    b.load_transitions(tmp_path / "n.npz")
+    for rb in (a, b):
+        rb.add(obs=np.ones(3), act=2, rew=0.5, next_obs=np.zeros(3), done=1.0)
+        rb.on_episode_end()
+    for key, value in a.get_all_transitions().items():
+        np.testing.assert_array_equal(b.get_all_transitions()[key], value)
+    with pytest.raises(ValueError, match="do not match"):
+        ReplayBuffer(7, {**NEXT_OF_ENV, "next_obs": {"shape": 3}}, Nstep=nstep).load_transitions(tmp_path / "n.npz")

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from laber._validation import RngLike, as_generator, check_positive_int
-from laber.fields import Schema
-from laber.nstep import DISCOUNT, NstepAccumulator, NstepConfig
+from laber.fields import Field, Schema
+from laber.nstep import DISCOUNT, STEPS, NstepAccumulator, NstepConfig
+from laber.storage import LINK, NextOfLinks
 
 __all__ = ["ReplayBuffer"]
 
@@ -39,8 +40,10 @@ class ReplayBuffer:
     Args:
         size: capacity in transitions; the oldest are overwritten first.
         env_dict: ``{name: {"shape": int | tuple (default 1), "dtype": dtype (default default_dtype)}}``.
-        next_of, stack_compress: memory sharing of ``obs``/``next_obs`` and of stacked frames. Not available in
-            this release: passing anything but None raises ``NotImplementedError``.
+        next_of: a field name (or list): store ``obs`` once and derive ``next_obs`` from the following row,
+            keeping each episode's final next observation apart (see :mod:`laber.storage`). ``env_dict`` then
+            lists ``obs`` only; ``add`` still takes ``next_obs`` and ``sample`` returns it.
+        stack_compress: not available in this release (``NotImplementedError``).
         default_dtype: dtype of fields that do not name one (float32).
         Nstep: ``{"size": n, "rew": str | list, "gamma": 0.99, "next": str | list}``. Each stored row then holds
             the discounted return ``R_t = sum_{j<k} gamma**j r_{t+j}`` over the ``k <= n`` steps up to the
@@ -75,34 +78,59 @@ class ReplayBuffer:
         rng: RngLike = None,
     ) -> None:
         self._size = _check_size(size)
-        if next_of is not None or stack_compress is not None:
+        if stack_compress is not None:
             raise NotImplementedError(
-                "next_of and stack_compress (memory sharing between obs and next_obs) are not available in this "
-                f"release; got next_of={next_of!r}, stack_compress={stack_compress!r}. Store next_obs as a field."
+                f"stack_compress is not available in this release, got stack_compress={stack_compress!r}; "
+                "store stacked frames as a field (next_of='obs' still shares obs with next_obs)"
             )
         if env_dict is None:
             raise TypeError("env_dict is required: {name: {'shape': ..., 'dtype': ...}}")
-        schema = Schema(env_dict, default_dtype, self._hidden_fields())
+        if not isinstance(env_dict, Mapping) or not env_dict:
+            raise TypeError(f"env_dict must be a non-empty dict of field specs, got env_dict={env_dict!r}")
+        derived = self._parse_next_of(next_of, env_dict)
+        inputs = {**env_dict, **{f"next_{x}": env_dict[x] for x in derived}}
+        schema = Schema(inputs, default_dtype, self._hidden_fields())
         self._nstep_config = NstepConfig.parse(Nstep, schema)
         if self._nstep_config is not None:
-            schema = Schema(
-                {**env_dict, DISCOUNT: {"shape": 1, "dtype": np.float32}}, default_dtype, self._hidden_fields()
-            )
+            inputs[DISCOUNT] = {"shape": 1, "dtype": np.float32}
+            schema = Schema(inputs, default_dtype, self._hidden_fields())
         self._schema = schema
-        self._env_dict = {f.name: {"shape": f.shape, "dtype": f.dtype.str} for f in schema if f.name in env_dict}
         self._input_names = tuple(n for n in schema.public if n != DISCOUNT)
         self._all_inputs = self._input_names + tuple(schema.hidden)
         self._nstep = NstepAccumulator(self._nstep_config, self._all_inputs) if self._nstep_config else None
         self._rng = as_generator(rng)
-        self._layout()
+        self._next_of = NextOfLinks(self._size, {f"next_{x}": schema[x] for x in derived}) if derived else None
+        stored_fields = [f for f in schema if self._next_of is None or f.name not in self._next_of.pairs]
+        if self._next_of is not None:
+            stored_fields.append(Field(LINK, (), np.dtype(np.int64)))
+        self._layout(stored_fields)
         self._next = 0
         self._stored = 0
         self._watch_rows = type(self)._on_rows_written is not ReplayBuffer._on_rows_written
 
+    @staticmethod
+    def _parse_next_of(next_of: object, env_dict: Mapping[str, Any]) -> tuple[str, ...]:
+        if next_of is None:
+            return ()
+        names = (
+            (next_of,) if isinstance(next_of, str) else tuple(next_of) if isinstance(next_of, (list, tuple)) else None
+        )
+        if not names or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"next_of must be a field name or a list of them, got next_of={next_of!r}")
+        for n in names:
+            if n not in env_dict:
+                raise ValueError(f"next_of names {n!r}, which is not a field of env_dict")
+            if f"next_{n}" in env_dict:
+                raise ValueError(
+                    f"with next_of={n!r}, next_{n} is derived from {n}: remove 'next_{n}' from env_dict "
+                    f"(add() still takes next_{n}=...)"
+                )
+        return names
+
     # ------------------------------------------------------------------------------------------- layout
-    def _layout(self) -> None:
+    def _layout(self, fields: list[Field]) -> None:
         """One record per transition (a structured dtype, fields aligned); each field a writable column view."""
-        order = sorted(self._schema, key=lambda f: -f.dtype.alignment)
+        order = sorted(fields, key=lambda f: -f.dtype.alignment)
         names, formats, offsets = [], [], []
         offset = 0
         for f in order:
@@ -114,7 +142,7 @@ class ReplayBuffer:
         itemsize = max(8, -(-offset // 8) * 8)
         self._record = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
         self._store = np.zeros(self._size, dtype=self._record)
-        self._cols = {f.name: self._store[f.name] for f in self._schema}
+        self._cols = {f.name: self._store[f.name] for f in fields}
         self._record_names: tuple[str, ...] = tuple(names)
 
     # ------------------------------------------------------------------------------------------- hooks
@@ -164,10 +192,11 @@ class ReplayBuffer:
         done = self._nstep.push(arrays)
         return None if done is None else self._write(done, len(done[DISCOUNT]))
 
-    def _write(self, arrays: Mapping[str, np.ndarray], rows: int) -> int:
+    def _write(self, arrays: dict[str, np.ndarray], rows: int) -> int:
         size = self._size
         start = self._next
-        if rows == 1:  # one transition: one record assignment, values of the field's shape as they are
+        links = self._next_of
+        if rows == 1 and links is None:  # one transition: one record assignment, values as they are
             self._store[start] = tuple([arrays[name] for name in self._record_names])
             self._next = (start + 1) % size
             if self._stored < size:
@@ -175,21 +204,38 @@ class ReplayBuffer:
             if self._watch_rows:
                 self._on_rows_written(np.array([start], dtype=np.int64))
             return start
+        if rows == 1:
+            arrays = {
+                k: np.asarray(v)[np.newaxis]
+                if k in self._schema and np.ndim(v) == len(self._schema[k].shape)
+                else np.asarray(v)
+                for k, v in arrays.items()
+            }
         if rows > size:  # only the newest `size` rows survive
             arrays = {k: v[rows - size :] for k, v in arrays.items()}
             start = self._next = (start + rows - size) % size
             rows = size
-        if start + rows <= size:
-            where: slice | np.ndarray = slice(start, start + rows)
-            indices = np.arange(start, start + rows, dtype=np.int64)
-        else:
-            indices = (start + np.arange(rows, dtype=np.int64)) % size
-            where = indices
+        indices = (start + np.arange(rows, dtype=np.int64)) % size
+        where: slice | np.ndarray = slice(start, start + rows) if start + rows <= size else indices
+        if links is not None:
+            link_col = self._cols[LINK]
+            links.before_write(indices[indices < self._stored], link_col)  # rows that hold data now
         for name, col in self._cols.items():
-            col[where] = arrays[name]
+            if name != LINK:
+                col[where] = arrays[name]
+        if links is not None:
+            steps = arrays.get(STEPS)
+            links.after_write(
+                indices,
+                link_col,
+                self._cols,
+                {n: arrays[n] for n in links.pairs},
+                np.ones(rows, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64),
+            )
         self._next = (start + rows) % size
         self._stored = min(size, self._stored + rows)
-        self._on_rows_written(indices)
+        if self._watch_rows:
+            self._on_rows_written(indices)
         return start
 
     def on_episode_end(self) -> None:
@@ -225,7 +271,10 @@ class ReplayBuffer:
         field in its own bytes (they may be non-contiguous: ``np.ascontiguousarray`` where it matters).
         """
         block = self._store.take(indices)
-        return {name: block[name] for name in self._schema.public}
+        if self._next_of is None:
+            return {name: block[name] for name in self._schema.public}
+        derived = self._next_of.gather(indices, block[LINK], self._cols)
+        return {name: derived[name] if name in derived else block[name] for name in self._schema.public}
 
     def get_all_transitions(self) -> dict[str, np.ndarray]:
         """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays)."""
@@ -252,6 +301,8 @@ class ReplayBuffer:
         self._stored = 0
         if self._nstep is not None:
             self._nstep.clear()
+        if self._next_of is not None:
+            self._next_of.clear()
 
     def __repr__(self) -> str:
         return (
@@ -275,6 +326,7 @@ class ReplayBuffer:
     def _describe(self) -> dict[str, Any]:
         return {
             "size": self._size,
+            "next_of": None if self._next_of is None else sorted(self._next_of.pairs),
             "fields": {f.name: {"shape": list(f.shape), "dtype": f.dtype.str} for f in self._schema},
             "nstep": None
             if self._nstep_config is None

@@ -7,6 +7,7 @@ A checkpoint is a ``.npz`` archive (numpy arrays only; loaded with ``allow_pickl
   JSON part of the subclass's extra state;
 * ``rows``: the stored rows of the record storage, ring order ``0 .. stored - 1``;
 * ``pending/<field>``: N-step transitions still waiting for their window;
+* ``nextof/...``: the ``next_of`` side store, free slots and pending links;
 * ``extra/<key>``: array-valued extra state of a subclass.
 
 The file is written to a temporary file in the same directory, flushed to disk, then renamed over ``path``, so
@@ -52,6 +53,9 @@ def save(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     if buffer._nstep is not None:
         for key, value in buffer._nstep.pending().items():
             arrays[f"pending/{key}"] = value
+    if buffer._next_of is not None:
+        for key, value in buffer._next_of.state().items():
+            arrays[f"nextof/{key}"] = value
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -88,7 +92,7 @@ def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
             )
         mine = buffer._describe()
         theirs = meta["buffer"]
-        if theirs["fields"] != mine["fields"] or theirs["nstep"] != mine["nstep"]:
+        if any(theirs.get(k) != mine[k] for k in ("fields", "nstep", "next_of")):
             raise ValueError(
                 f"checkpoint fields/N-step {theirs['fields']}, {theirs['nstep']} do not match this buffer's "
                 f"{mine['fields']}, {mine['nstep']}"
@@ -99,6 +103,7 @@ def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
         if stored > buffer._size or rows.dtype != np.uint8 or rows.shape != (stored * itemsize,):
             raise ValueError(f"checkpoint holds {stored} rows of {theirs['size']}; this buffer has size {buffer._size}")
         pending = {k.removeprefix("pending/"): archive[k] for k in archive.files if k.startswith("pending/")}
+        next_of = {k.removeprefix("nextof/"): archive[k] for k in archive.files if k.startswith("nextof/")}
         extra: dict[str, Any] = dict(meta.get("extra", {}))
         extra.update({k.removeprefix("extra/"): archive[k] for k in archive.files if k.startswith("extra/")})
     # everything read and checked: now overwrite the buffer
@@ -109,4 +114,6 @@ def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     buffer._rng.bit_generator.state = meta["rng"]
     if buffer._nstep is not None:
         buffer._nstep.restore(pending)
+    if buffer._next_of is not None:
+        buffer._next_of.restore(next_of)
     buffer._restore_extra(extra)

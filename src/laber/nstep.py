@@ -24,6 +24,7 @@ from laber.fields import Schema
 __all__ = ["NstepAccumulator", "NstepConfig"]
 
 DISCOUNT = "discount"
+STEPS = "_steps"  # internal: steps summed by each emitted row (used by next_of)
 
 
 def _names(value: object, key: str, schema: Schema) -> tuple[str, ...]:
@@ -143,4 +144,5 @@ class NstepAccumulator:
                 total += np.where(live, cfg.gamma**j * r[pos], 0.0)
             out[k] = total.astype(seq[k].dtype)
         out[DISCOUNT] = (cfg.gamma ** steps.astype(np.float64)).reshape(complete, 1)
+        out[STEPS] = steps
         return out
