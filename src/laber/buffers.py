@@ -188,7 +188,7 @@ class ReplayBuffer:
             return self._write(arrays, rows)
         for name, value in arrays.items():
             f = self._schema[name]
-            arrays[name] = value.reshape((rows, *f.shape))
+            arrays[name] = np.asarray(value).reshape((rows, *f.shape))
         done = self._nstep.push(arrays)
         return None if done is None else self._write(done, len(done[DISCOUNT]))
 

@@ -20,9 +20,13 @@ from laber._validation import short_repr
 __all__ = ["Field", "Schema"]
 
 
+_PY_SCALARS = frozenset({float, int, bool})
+
+
 @functools.cache
-def _iinfo(dtype: np.dtype[Any]) -> np.iinfo[Any]:
-    return np.iinfo(dtype)
+def _int_range(dtype: np.dtype[Any]) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
 
 
 @functools.cache
@@ -110,12 +114,13 @@ class Schema:
         return name in self.fields
 
     # ------------------------------------------------------------------------------------------- validation
-    def check_add(self, fields: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, dict[str, np.ndarray]]:
+    def check_add(self, fields: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
         """Validate one ``add`` call over ``names`` (every one required, nothing else allowed).
 
         Returns ``(rows, arrays)``: for a batch each array is ``(rows, *field.shape)``; for one transition
-        (``rows == 1``) an array may also be ``field.shape`` (or a 0-d array for a shape-``(1,)`` field), which
-        assigns to one row as is. Integer fields are checked to hold integral values inside their range.
+        (``rows == 1``) an array may also be ``field.shape`` (or a 0-d array or a Python scalar for a
+        shape-``(1,)`` field), which assigns to one row as is. Integer fields are checked to hold integral
+        values inside their range.
         Raises a named ``ValueError``/``TypeError``; nothing is written by this method.
         """
         expected = self._name_sets.get(names)
@@ -129,10 +134,21 @@ class Schema:
             raise ValueError(f"add() got unknown field(s) {unknown}; known fields: {list(names)}")
         rows = -1
         first = ""
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, Any] = {}
         for name in names:
             f = self.fields[name]
             raw = fields[name]
+            if type(raw) in _PY_SCALARS and f.shape == (1,):  # the common scalar: no array needed
+                if rows < 0:
+                    rows, first = 1, name
+                elif rows != 1:
+                    raise ValueError(
+                        f"fields disagree on the number of transitions: {first!r} has {rows}, {name!r} has 1"
+                    )
+                if f.dtype.kind in "iu":
+                    self._check_fits(f, np.asarray(raw))
+                out[name] = raw
+                continue
             try:
                 value = np.asarray(raw)
             except Exception as exc:
@@ -169,15 +185,13 @@ class Schema:
     @staticmethod
     def _check_fits(field: Field, value: np.ndarray) -> None:
         """Integer fields take only integral values inside the dtype's range (no silent wrap-around)."""
-        info = _iinfo(field.dtype)
+        low, high = _int_range(field.dtype)
         if value.ndim == 0:
             x = value.item()
             if isinstance(x, float) and not x.is_integer():
                 raise ValueError(f"field {field.name!r} ({field.dtype}) needs integral values, got {x!r}")
-            if not info.min <= x <= info.max:
-                raise ValueError(
-                    f"field {field.name!r} has dtype {field.dtype} (range {info.min}..{info.max}), got value {x!r}"
-                )
+            if not low <= x <= high:
+                raise ValueError(f"field {field.name!r} has dtype {field.dtype} (range {low}..{high}), got value {x!r}")
             return
         if value.size == 0 or (value.dtype.kind in "iu" and _can_cast(value.dtype, field.dtype)):
             return
@@ -186,8 +200,6 @@ class Schema:
             not (np.isfinite(lo) and np.isfinite(hi)) or not np.array_equal(value, np.floor(value))
         ):
             raise ValueError(f"field {field.name!r} ({field.dtype}) needs integral values, got {short_repr(value)}")
-        if lo < info.min or hi > info.max:
-            bad = (lo if lo < info.min else hi).item()
-            raise ValueError(
-                f"field {field.name!r} has dtype {field.dtype} (range {info.min}..{info.max}), got value {bad!r}"
-            )
+        if lo < low or hi > high:
+            bad = (lo if lo < low else hi).item()
+            raise ValueError(f"field {field.name!r} has dtype {field.dtype} (range {low}..{high}), got value {bad!r}")
