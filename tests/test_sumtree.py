@@ -174,3 +174,15 @@ def test_errors_leave_tree_unchanged() -> None:
         SumMinTree(4).sample_stratified(2)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got batch_size=0"):
         tree.sample_stratified(0)
+
+
+def test_last_wins_matches_sequential_assignment() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        idx = rng.integers(0, 15, rng.integers(0, 40)).astype(np.int64)
+        vals = rng.random(idx.shape[0])
+        resolved = SumMinTree(15).last_wins(idx, vals)
+        reference: dict[int, float] = {}
+        for i, x in zip(idx.tolist(), vals.tolist(), strict=True):
+            reference[i] = x
+        assert resolved.tolist() == [reference[i] for i in idx.tolist()]
