@@ -139,8 +139,8 @@ class SumMinTree:
         unspecified. ``idx`` must be int64 in ``[0, capacity)``.
         """
         n = idx.shape[0]
-        if n <= 1:
-            return vals
+        if n <= 1 or (idx[1:] > idx[:-1]).all():
+            return vals  # strictly increasing (as sampled indexes without repeats are): no duplicates
         last = self._last
         last[idx] = -1
         np.maximum.at(last, idx, np.arange(n, dtype=np.int64))
