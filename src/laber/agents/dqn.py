@@ -457,9 +457,7 @@ class _Learner:
         n = obs.shape[0]
         act = torch.from_numpy(batch["act"]).view(n, 1).long()
         discount = batch.get("discount")
-        gamma_k: Any = (
-            torch.from_numpy(discount).view(n).float() if discount is not None else self.default_discount
-        )
+        gamma_k: Any = torch.from_numpy(discount).view(n).float() if discount is not None else self.default_discount
         with torch.no_grad():
             not_done = 1.0 - torch.from_numpy(batch["done"]).view(n)
             if sampler.prescore:
