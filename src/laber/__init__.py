@@ -5,6 +5,7 @@ uniform batch of ``m * B`` transitions, scores each with a cheap surrogate prior
 sub-samples ``B`` of them in proportion, with importance weights that keep the gradient estimate unbiased.
 """
 
+from laber._accel import numba_enabled, set_numba
 from laber.buffers import ReplayBuffer
 from laber.laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
 from laber.prioritized import PrioritizedReplayBuffer, per_laber_subsample
@@ -18,7 +19,9 @@ __all__ = [
     "ReplayBuffer",
     "SumMinTree",
     "laber_subsample",
+    "numba_enabled",
     "per_laber_subsample",
+    "set_numba",
 ]
 
 __version__ = "0.1.0"
