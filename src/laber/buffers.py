@@ -20,7 +20,7 @@ import numpy as np
 from laber._validation import RngLike, as_generator, check_positive_int
 from laber.fields import Field, Schema
 from laber.nstep import DISCOUNT, STEPS, NstepAccumulator, NstepConfig
-from laber.storage import LINK, NextOfLinks
+from laber.storage import LINK, STACK_LINK, NextOfLinks, StackLinks
 
 __all__ = ["ReplayBuffer"]
 
@@ -43,7 +43,10 @@ class ReplayBuffer:
         next_of: a field name (or list): store ``obs`` once and derive ``next_obs`` from the following row,
             keeping each episode's final next observation apart (see :mod:`laber.storage`). ``env_dict`` then
             lists ``obs`` only; ``add`` still takes ``next_obs`` and ``sample`` returns it.
-        stack_compress: not available in this release (``NotImplementedError``).
+        stack_compress: a field name (or list) of stacked frames, stacked along the last axis (shape
+            ``(*frame, S)``, e.g. ``(84, 84, 4)``): each row stores its newest frame only and the ``S - 1`` older
+            ones are read from the rows before it, exactly (bitwise-checked; see :class:`laber.storage.StackLinks`),
+            so the field takes about ``1/S`` of its naive memory. Combines with ``next_of`` and N-step.
         default_dtype: dtype of fields that do not name one (float32).
         Nstep: ``{"size": n, "rew": str | list, "gamma": 0.99, "next": str | list}``. Each stored row then holds
             the discounted return ``R_t = sum_{j<k} gamma**j r_{t+j}`` over the ``k <= n`` steps up to the
@@ -78,11 +81,6 @@ class ReplayBuffer:
         rng: RngLike = None,
     ) -> None:
         self._size = _check_size(size)
-        if stack_compress is not None:
-            raise NotImplementedError(
-                f"stack_compress is not available in this release, got stack_compress={stack_compress!r}; "
-                "store stacked frames as a field (next_of='obs' still shares obs with next_obs)"
-            )
         if env_dict is None:
             raise TypeError("env_dict is required: {name: {'shape': ..., 'dtype': ...}}")
         if not isinstance(env_dict, Mapping) or not env_dict:
@@ -100,9 +98,17 @@ class ReplayBuffer:
         self._nstep = NstepAccumulator(self._nstep_config, self._all_inputs) if self._nstep_config else None
         self._rng = as_generator(rng)
         self._next_of = NextOfLinks(self._size, {f"next_{x}": schema[x] for x in derived}) if derived else None
-        stored_fields = [f for f in schema if self._next_of is None or f.name not in self._next_of.pairs]
+        stacked = self._parse_stack_compress(stack_compress, schema, derived)
+        self._stack = StackLinks(self._size, {n: schema[n] for n in stacked}) if stacked else None
+        stored_fields = [
+            StackLinks.frame_field(f) if f.name in stacked else f
+            for f in schema
+            if self._next_of is None or f.name not in self._next_of.pairs
+        ]
         if self._next_of is not None:
             stored_fields.append(Field(LINK, (), np.dtype(np.int64)))
+        if self._stack is not None:
+            stored_fields.append(Field(STACK_LINK, (), np.dtype(np.int64)))
         self._layout(stored_fields)
         self._next = 0
         self._stored = 0
@@ -125,6 +131,37 @@ class ReplayBuffer:
                     f"with next_of={n!r}, next_{n} is derived from {n}: remove 'next_{n}' from env_dict "
                     f"(add() still takes next_{n}=...)"
                 )
+        return names
+
+    @staticmethod
+    def _parse_stack_compress(stack_compress: object, schema: Schema, derived: tuple[str, ...]) -> tuple[str, ...]:
+        if stack_compress is None:
+            return ()
+        names = (
+            (stack_compress,)
+            if isinstance(stack_compress, str)
+            else tuple(stack_compress)
+            if isinstance(stack_compress, (list, tuple))
+            else None
+        )
+        if not names or not all(isinstance(n, str) for n in names):
+            raise TypeError(
+                f"stack_compress must be a field name or a list of them, got stack_compress={stack_compress!r}"
+            )
+        depth = None
+        for n in names:
+            if n not in schema or n in schema.hidden or n == DISCOUNT:
+                raise ValueError(f"stack_compress names {n!r}, which is not a field of env_dict")
+            if n in {f"next_{x}" for x in derived}:
+                raise ValueError(f"stack_compress names {n!r}, which next_of derives; name {n[5:]!r} instead")
+            shape = schema[n].shape
+            if shape[-1] < 2:
+                raise ValueError(
+                    f"stack_compress field {n!r} must stack at least 2 frames along its last axis, got shape {shape}"
+                )
+            if depth is not None and shape[-1] != depth:
+                raise ValueError(f"stack_compress fields must stack the same number of frames, got {shape[-1]}")
+            depth = shape[-1]
         return names
 
     # ------------------------------------------------------------------------------------------- layout
@@ -196,7 +233,8 @@ class ReplayBuffer:
         size = self._size
         start = self._next
         links = self._next_of
-        if rows == 1 and links is None:  # one transition: one record assignment, values as they are
+        stack = self._stack
+        if rows == 1 and links is None and stack is None:  # one transition: one record assignment, values as they are
             self._store[start] = tuple([arrays[name] for name in self._record_names])
             self._next = (start + 1) % size
             if self._stored < size:
@@ -217,18 +255,33 @@ class ReplayBuffer:
             rows = size
         indices = (start + np.arange(rows, dtype=np.int64)) % size
         where: slice | np.ndarray = slice(start, start + rows) if start + rows <= size else indices
+        previous = None
+        if stack is not None:
+            stack_col = self._cols[STACK_LINK]
+            previous = stack.before_write(start, rows, self._stored, stack_col, self._cols)
         if links is not None:
             link_col = self._cols[LINK]
             links.before_write(indices[indices < self._stored], link_col)  # rows that hold data now
         for name, col in self._cols.items():
-            if name != LINK:
+            if name in (LINK, STACK_LINK):
+                continue
+            if stack is not None and name in stack.fields:
+                col[where] = np.asarray(arrays[name], dtype=col.dtype).reshape(rows, *stack.fields[name].shape)[..., -1]
+            else:
                 col[where] = arrays[name]
+        if stack is not None:
+            stack.after_write(
+                indices,
+                stack_col,
+                {n: np.asarray(arrays[n], dtype=f.dtype).reshape(rows, *f.shape) for n, f in stack.fields.items()},
+                previous,
+            )
         if links is not None:
             steps = arrays.get(STEPS)
             links.after_write(
                 indices,
                 link_col,
-                self._cols,
+                self._read,
                 {n: arrays[n] for n in links.pairs},
                 np.ones(rows, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64),
             )
@@ -271,10 +324,19 @@ class ReplayBuffer:
         field in its own bytes (they may be non-contiguous: ``np.ascontiguousarray`` where it matters).
         """
         block = self._store.take(indices)
-        if self._next_of is None:
+        if self._next_of is None and self._stack is None:
             return {name: block[name] for name in self._schema.public}
-        derived = self._next_of.gather(indices, block[LINK], self._cols)
+        derived = {} if self._stack is None else self._stack.reconstruct(indices, self._cols[STACK_LINK], self._cols)
+        if self._next_of is not None:
+            derived.update(self._next_of.gather(indices, block[LINK], self._read))
         return {name: derived[name] if name in derived else block[name] for name in self._schema.public}
+
+    def _read(self, name: str, indices: np.ndarray) -> np.ndarray:
+        """Stored values of field ``name`` at rows ``indices`` (stacks rebuilt for ``stack_compress`` fields)."""
+        if self._stack is not None and name in self._stack.fields:
+            return self._stack.reconstruct(indices, self._cols[STACK_LINK], self._cols)[name]
+        value: np.ndarray = self._cols[name][indices]
+        return value
 
     def get_all_transitions(self) -> dict[str, np.ndarray]:
         """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays)."""
@@ -303,6 +365,8 @@ class ReplayBuffer:
             self._nstep.clear()
         if self._next_of is not None:
             self._next_of.clear()
+        if self._stack is not None:
+            self._stack.clear()
 
     def __repr__(self) -> str:
         return (
@@ -327,6 +391,7 @@ class ReplayBuffer:
         return {
             "size": self._size,
             "next_of": None if self._next_of is None else sorted(self._next_of.pairs),
+            "stack_compress": None if self._stack is None else sorted(self._stack.fields),
             "fields": {f.name: {"shape": list(f.shape), "dtype": f.dtype.str} for f in self._schema},
             "nstep": None
             if self._nstep_config is None

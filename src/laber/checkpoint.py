@@ -8,6 +8,7 @@ A checkpoint is a ``.npz`` archive (numpy arrays only; loaded with ``allow_pickl
 * ``rows``: the stored rows of the record storage, ring order ``0 .. stored - 1``;
 * ``pending/<field>``: N-step transitions still waiting for their window;
 * ``nextof/...``: the ``next_of`` side store, free slots and pending links;
+* ``stack/...``: the ``stack_compress`` side store (older frames of anchor rows) and free slots;
 * ``extra/<key>``: array-valued extra state of a subclass.
 
 The file is written to a temporary file in the same directory, flushed to disk, then renamed over ``path``, so
@@ -56,6 +57,9 @@ def save(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     if buffer._next_of is not None:
         for key, value in buffer._next_of.state().items():
             arrays[f"nextof/{key}"] = value
+    if buffer._stack is not None:
+        for key, value in buffer._stack.state().items():
+            arrays[f"stack/{key}"] = value
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -92,7 +96,7 @@ def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
             )
         mine = buffer._describe()
         theirs = meta["buffer"]
-        if any(theirs.get(k) != mine[k] for k in ("fields", "nstep", "next_of")):
+        if any(theirs.get(k) != mine[k] for k in ("fields", "nstep", "next_of", "stack_compress")):
             raise ValueError(
                 f"checkpoint fields/N-step {theirs['fields']}, {theirs['nstep']} do not match this buffer's "
                 f"{mine['fields']}, {mine['nstep']}"
@@ -104,6 +108,7 @@ def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
             raise ValueError(f"checkpoint holds {stored} rows of {theirs['size']}; this buffer has size {buffer._size}")
         pending = {k.removeprefix("pending/"): archive[k] for k in archive.files if k.startswith("pending/")}
         next_of = {k.removeprefix("nextof/"): archive[k] for k in archive.files if k.startswith("nextof/")}
+        stack = {k.removeprefix("stack/"): archive[k] for k in archive.files if k.startswith("stack/")}
         extra: dict[str, Any] = dict(meta.get("extra", {}))
         extra.update({k.removeprefix("extra/"): archive[k] for k in archive.files if k.startswith("extra/")})
     # everything read and checked: now overwrite the buffer
@@ -116,4 +121,6 @@ def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
         buffer._nstep.restore(pending)
     if buffer._next_of is not None:
         buffer._next_of.restore(next_of)
+    if buffer._stack is not None:
+        buffer._stack.restore(stack)
     buffer._restore_extra(extra)

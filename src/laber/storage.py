@@ -15,7 +15,8 @@ percent of storing ``obs`` alone (naive storage of ``next_obs`` doubles it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -35,27 +36,19 @@ def _same_bytes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return same
 
 
-class NextOfLinks:
-    """The side store, free slots and pending links of the ``next_of`` fields of one ring buffer."""
+class _SideStore:
+    """Growable per-field side arrays with a free list of slots (shared by ``next_of`` and ``stack_compress``)."""
 
-    def __init__(self, size: int, pairs: Mapping[str, Field], capacity: int = 64) -> None:
-        """``pairs`` maps each derived field (``next_obs``) to the stored field it comes from (``obs``)."""
-        self.size = size
-        self.pairs = dict(pairs)
-        self._capacity = capacity
-        self.clear()
+    def __init__(self, shapes: Mapping[str, tuple[tuple[int, ...], np.dtype[Any]]], capacity: int = 8) -> None:
+        self._shapes = dict(shapes)
+        self._initial = capacity
+        self._reset_slots()
 
-    def clear(self) -> None:
-        self._side = {n: np.zeros((self._capacity, *f.shape), f.dtype) for n, f in self.pairs.items()}
+    def _reset_slots(self) -> None:
+        self._capacity = self._initial
+        self._side = {n: np.zeros((self._capacity, *shape), dtype) for n, (shape, dtype) in self._shapes.items()}
         self._free: list[int] = list(range(self._capacity - 1, -1, -1))
-        # pending links: source row, its slot, its step count (target row = (source + steps) % size)
-        self._pending = np.zeros((0, 3), dtype=np.int64)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self._side.values()) + self._pending.nbytes
-
-    # ------------------------------------------------------------------------------------------- slots
     def _allocate(self, count: int) -> np.ndarray:
         while len(self._free) < count:
             old = self._capacity
@@ -72,6 +65,39 @@ class NextOfLinks:
     def _release(self, slots: np.ndarray) -> None:
         self._free.extend(slots.tolist())
 
+    def _slot_state(self) -> dict[str, np.ndarray]:
+        out = {f"side/{n}": a for n, a in self._side.items()}
+        out["free"] = np.array(self._free, dtype=np.int64)
+        return out
+
+    def _restore_slots(self, state: Mapping[str, np.ndarray]) -> None:
+        self._side = {n: np.array(state[f"side/{n}"]) for n in self._shapes}
+        self._capacity = next(iter(self._side.values())).shape[0]
+        self._free = [int(x) for x in state["free"]]
+
+
+Reader = Callable[[str, np.ndarray], np.ndarray]
+
+
+class NextOfLinks(_SideStore):
+    """The side store, free slots and pending links of the ``next_of`` fields of one ring buffer."""
+
+    def __init__(self, size: int, pairs: Mapping[str, Field], capacity: int = 8) -> None:
+        """``pairs`` maps each derived field (``next_obs``) to the stored field it comes from (``obs``)."""
+        self.size = size
+        self.pairs = dict(pairs)
+        super().__init__({n: (f.shape, f.dtype) for n, f in self.pairs.items()}, capacity)
+        self.clear()
+
+    def clear(self) -> None:
+        self._reset_slots()
+        # pending links: source row, its slot, its step count (target row = (source + steps) % size)
+        self._pending = np.zeros((0, 3), dtype=np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._side.values()) + self._pending.nbytes
+
     # ------------------------------------------------------------------------------------------- writes
     def before_write(self, rows: np.ndarray, links: np.ndarray) -> None:
         """Rows ``rows`` are about to be overwritten: free their slots and forget their pending links."""
@@ -84,13 +110,13 @@ class NextOfLinks:
         self,
         rows: np.ndarray,
         links: np.ndarray,
-        sources: Mapping[str, np.ndarray],
+        read: Reader,
         values: Mapping[str, np.ndarray],
         steps: np.ndarray,
     ) -> None:
         """Link the new rows ``rows`` (written in order) and resolve pending links whose target is among them.
 
-        ``sources[name]`` is the storage column of the field ``name`` derives from; ``values[name]`` the added
+        ``read(field, rows)`` returns the stored values of a field at ``rows``; ``values[name]`` the added
         values of ``name``, ``(k, *shape)``; ``steps`` the step count of each new row.
         """
         k = rows.shape[0]
@@ -102,8 +128,7 @@ class NextOfLinks:
                 src, slot, st = self._pending[hit].T
                 equal = np.ones(src.shape[0], dtype=bool)
                 for name, source_field in self.pairs.items():
-                    col = sources[source_field.name]
-                    equal &= _same_bytes(self._side[name][slot], col[target[hit]])
+                    equal &= _same_bytes(self._side[name][slot], read(source_field.name, target[hit]))
                 links[src[equal]] = -st[equal]
                 self._release(slot[equal])
                 self._pending = self._pending[~hit]
@@ -112,11 +137,10 @@ class NextOfLinks:
         inside = pos < k
         equal = inside.copy()
         if inside.any():
+            here = np.flatnonzero(inside)
             for name, source_field in self.pairs.items():
-                col = sources[source_field.name]
-                here = np.flatnonzero(inside)
                 v = np.asarray(values[name], dtype=source_field.dtype).reshape(k, *source_field.shape)
-                equal[here] &= _same_bytes(v[here], col[rows[pos[here]]])
+                equal[here] &= _same_bytes(v[here], read(source_field.name, rows[pos[here]]))
         links[rows[equal]] = -steps[equal]
         need = np.flatnonzero(~equal)
         if need.size:
@@ -131,29 +155,155 @@ class NextOfLinks:
                 self._pending = np.concatenate([self._pending, add.astype(np.int64)])
 
     # ------------------------------------------------------------------------------------------- reads
-    def gather(
-        self, indices: np.ndarray, links: np.ndarray, sources: Mapping[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
+    def gather(self, indices: np.ndarray, links: np.ndarray, read: Reader) -> dict[str, np.ndarray]:
         """The derived fields of rows ``indices`` whose links are ``links`` (fresh arrays)."""
         linked = links < 0
         target = (indices - links) % self.size
         out = {}
         for name, source_field in self.pairs.items():
             value = np.empty((indices.shape[0], *source_field.shape), source_field.dtype)
-            value[linked] = sources[source_field.name][target[linked]]
+            value[linked] = read(source_field.name, target[linked])
             value[~linked] = self._side[name][links[~linked]]
             out[name] = value
         return out
 
     # ------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, np.ndarray]:
-        out = {f"side/{n}": a for n, a in self._side.items()}
-        out["free"] = np.array(self._free, dtype=np.int64)
+        out = self._slot_state()
         out["pending"] = self._pending
         return out
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
-        self._side = {n: np.array(state[f"side/{n}"]) for n in self.pairs}
-        self._capacity = next(iter(self._side.values())).shape[0]
-        self._free = [int(x) for x in state["free"]]
+        self._restore_slots(state)
         self._pending = np.array(state["pending"], dtype=np.int64).reshape(-1, 3)
+
+
+STACK_LINK = "_stack_link"
+
+
+class StackLinks(_SideStore):
+    """``stack_compress``: fields of stacked frames (stack along the last axis) store their newest frame only.
+
+    A stacked observation ``o_t`` of shape ``(*frame, S)`` usually repeats ``S - 1`` frames of the previous one:
+    ``o_t[..., :-1] == o_{t-1}[..., 1:]``. Each row stores ``o_t[..., -1]`` in its record and a link (a hidden
+    int64 column): ``-1`` when that equality holds bitwise with the row written just before it (for every
+    stacked field), so the older frames are the newest frames of the rows before it; otherwise (an episode's
+    first observation, or the first row after ``clear``) the row is an *anchor* and its ``S - 1`` older frames
+    live in a side-store slot, the link's value. Reading row ``r`` walks back at most ``S - 1`` rows: frame
+    ``S - 1 - d`` is the stored frame of row ``r - d`` until an anchor ``a = r - e`` is met, and
+    ``side[a][..., S - 1 - d + e]`` after it. Derived values are always exactly what was added.
+
+    Before rows are overwritten (ring wrap-around), the ``S - 1`` rows after them that still link back into them
+    are made anchors, so a link never reaches an overwritten row. Memory: one frame per row plus ``S - 1`` frames
+    per episode, about ``1/S`` of storing the stacks.
+    """
+
+    def __init__(self, size: int, fields: Mapping[str, Field], capacity: int = 8) -> None:
+        """``fields``: the stacked fields with their full shapes ``(*frame, S)``; all share one ``S``."""
+        self.size = size
+        self.fields = dict(fields)
+        self.depth = next(iter(self.fields.values())).shape[-1]
+        super().__init__({n: ((*f.shape[:-1], self.depth - 1), f.dtype) for n, f in self.fields.items()}, capacity)
+
+    def clear(self) -> None:
+        self._reset_slots()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._side.values())
+
+    @staticmethod
+    def frame_field(field: Field) -> Field:
+        """The record field of a stacked field: its newest frame."""
+        return Field(field.name, field.shape[:-1], field.dtype)
+
+    # ------------------------------------------------------------------------------------------- reads
+    def reconstruct(
+        self, indices: np.ndarray, links: np.ndarray, frames: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The full stacks of rows ``indices`` (fresh arrays); ``links`` and ``frames[name]`` are the columns."""
+        depth, size, k = self.depth, self.size, indices.shape[0]
+        # e: steps back to the nearest anchor within the window (depth - 1: none, every frame is stored)
+        e = np.full(k, depth - 1, dtype=np.int64)
+        slot = np.zeros(k, dtype=np.int64)
+        found = np.zeros(k, dtype=bool)
+        for t in range(depth - 1):
+            link = links[(indices - t) % size]
+            new = ~found & (link >= 0)
+            e[new] = t
+            slot[new] = link[new]
+            found |= new
+        out = {}
+        for name, f in self.fields.items():
+            value = np.empty((k, *f.shape), f.dtype)
+            column, side = frames[name], self._side[name]
+            for d in range(depth):
+                stored = d <= e
+                if stored.all():
+                    value[..., depth - 1 - d] = column[(indices - d) % size]
+                    continue
+                value[stored, ..., depth - 1 - d] = column[(indices[stored] - d) % size]
+                older = ~stored
+                value[older, ..., depth - 1 - d] = side[slot[older], ..., depth - 1 - d + e[older]]
+            out[name] = value
+        return out
+
+    # ------------------------------------------------------------------------------------------- writes
+    def before_write(
+        self, start: int, count: int, stored: int, links: np.ndarray, frames: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray] | None:
+        """Rows ``start .. start + count - 1`` (ring order) are about to be written.
+
+        Makes anchors of the stored rows after them that link back into them, frees the slots of overwritten
+        anchors, and returns the full stacks of the row before ``start`` (to link the first new row to), or
+        None when there is no such row.
+        """
+        size = self.size
+        previous = None
+        if stored and count < size:
+            previous = self.reconstruct(np.array([(start - 1) % size], dtype=np.int64), links, frames)
+        after = (start + count + np.arange(min(self.depth - 1, size - count), dtype=np.int64)) % size
+        after = after[(after < stored) & (links[after] < 0)]
+        kept = self.reconstruct(after, links, frames) if after.size else None
+        written = (start + np.arange(min(count, size), dtype=np.int64)) % size
+        old = links[written[written < stored]]
+        self._release(old[old >= 0])
+        if kept is not None:
+            slots = self._allocate(after.size)
+            for name, value in kept.items():
+                self._side[name][slots] = value[..., :-1]
+            links[after] = slots
+        return previous
+
+    def after_write(
+        self,
+        rows: np.ndarray,
+        links: np.ndarray,
+        values: Mapping[str, np.ndarray],
+        previous: Mapping[str, np.ndarray] | None,
+    ) -> None:
+        """Link the new rows ``rows`` (written in order; ``values[name]`` their full stacks ``(k, *shape)``)."""
+        k = rows.shape[0]
+        linked = np.ones(k, dtype=bool)
+        if previous is None:
+            linked[0] = False
+        for name in self.fields:
+            v = values[name]
+            if k > 1:
+                linked[1:] &= _same_bytes(v[1:, ..., :-1], v[:-1, ..., 1:])
+            if previous is not None:
+                linked[0] &= bool(_same_bytes(v[:1, ..., :-1], previous[name][:, ..., 1:])[0])
+        links[rows[linked]] = -1
+        anchors = np.flatnonzero(~linked)
+        if anchors.size:
+            slots = self._allocate(anchors.size)
+            for name in self.fields:
+                self._side[name][slots] = values[name][anchors, ..., :-1]
+            links[rows[anchors]] = slots
+
+    # ------------------------------------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, np.ndarray]:
+        return self._slot_state()
+
+    def restore(self, state: Mapping[str, np.ndarray]) -> None:
+        self._restore_slots(state)
