@@ -28,6 +28,64 @@ def env_dict() -> dict[str, dict[str, object]]:
     }
 
 
+Fns = dict[str, Callable[[], object]]
+
+
+def _torchrl(one: dict[str, object], many: dict[str, np.ndarray]) -> tuple[Fns, Fns, Fns] | None:
+    """TorchRL's ReplayBuffer on an in-memory LazyTensorStorage of TensorDicts (its uniform RandomSampler)."""
+    try:
+        import torch
+        import torchrl
+        from tensordict import TensorDict
+        from torchrl.data import LazyTensorStorage
+        from torchrl.data import ReplayBuffer as TorchRLBuffer
+    except ImportError:
+        return None
+    name = f"TorchRL {torchrl.__version__}"
+    rb = TorchRLBuffer(storage=LazyTensorStorage(SIZE), batch_size=B)
+    big = {k: torch.as_tensor(np.repeat(v, SIZE // B, axis=0)) for k, v in many.items()}
+    rb.extend(TensorDict(big, batch_size=[SIZE // B * B]))
+    td_many = TensorDict({k: torch.as_tensor(v) for k, v in many.items()}, batch_size=[B])
+    td_one = TensorDict(
+        {k: torch.as_tensor(np.asarray(v, dtype=many[k].dtype).reshape(many[k].shape[1:])) for k, v in one.items()},
+        batch_size=[],
+    )
+    return {name: lambda: rb.add(td_one)}, {name: lambda: rb.extend(td_many)}, {name: lambda: rb.sample()}
+
+
+def _sb3(one: dict[str, object], many: dict[str, np.ndarray]) -> tuple[Fns, Fns, Fns] | None:
+    """SB3's ReplayBuffer (numpy storage, samples returned as torch tensors). SB3 adds one step of ``n_envs``
+    environments per call, so "add 256" is one call on a buffer with ``n_envs=256``."""
+    try:
+        import stable_baselines3
+        from gymnasium import spaces
+        from stable_baselines3.common.buffers import ReplayBuffer as SB3Buffer
+    except ImportError:
+        return None
+    name = f"SB3 {stable_baselines3.__version__}"
+    obs_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    act_space = spaces.Discrete(2)
+    single = SB3Buffer(SIZE, obs_space, act_space, device="cpu", n_envs=1)
+    single.full = True  # filled: only the sample and add costs matter
+    vector = SB3Buffer(SIZE, obs_space, act_space, device="cpu", n_envs=B)
+    vector.full = True
+    o = np.asarray(one["obs"]).reshape(1, 4)
+    no = np.asarray(one["next_obs"]).reshape(1, 4)
+    a, r, d = np.array([[1]]), np.array([0.5]), np.array([0.0])
+    infos: list[dict[str, object]] = [{}]
+    infos_b: list[dict[str, object]] = [{} for _ in range(B)]
+    ab = many["act"].astype(np.int64)
+    rb_, db = many["rew"][:, 0], many["done"][:, 0]
+
+    def add_one() -> None:
+        single.add(o, no, a, r, d, infos)
+
+    def add_many() -> None:
+        vector.add(many["obs"], many["next_obs"], ab, rb_, db, infos_b)
+
+    return {name: add_one}, {name: add_many}, {name: lambda: single.sample(B)}
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     one = {
@@ -60,6 +118,13 @@ def main() -> None:
         samp[CPPRB] = lambda: theirs.sample(B)
     except ImportError:
         print("cpprb is not installed (pip install cpprb==11.0.0): laber alone")
+    for name, fns in (("TorchRL", _torchrl(one, many)), ("SB3", _sb3(one, many))):
+        if fns is None:
+            print(f"{name} is not installed: no {name} rows")
+            continue
+        add1.update(fns[0])
+        addb.update(fns[1])
+        samp.update(fns[2])
     add1["laber"] = lambda: ours.add(**one)
     addb["laber"] = lambda: ours.add(**many)
     samp["laber"] = lambda: ours.sample(B)

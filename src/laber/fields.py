@@ -146,11 +146,13 @@ class Schema:
                         f"fields disagree on the number of transitions: {first!r} has {rows}, {name!r} has 1"
                     )
                 if f.dtype.kind in "iu":
-                    self._check_fits(f, np.asarray(raw))
+                    low, high = _int_range(f.dtype)
+                    if type(raw) is not int or not low <= raw <= high:  # floats, bools and overflows: full check
+                        self._check_fits(f, np.asarray(raw))
                 out[name] = raw
                 continue
             try:
-                value = np.asarray(raw)
+                value = raw if type(raw) is np.ndarray else np.asarray(raw)
             except Exception as exc:
                 raise TypeError(f"field {name!r} cannot be converted to an array: {short_repr(raw)}") from exc
             kind = value.dtype.kind
