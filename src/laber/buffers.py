@@ -253,8 +253,16 @@ class ReplayBuffer:
             arrays = {k: v[rows - size :] for k, v in arrays.items()}
             start = self._next = (start + rows - size) % size
             rows = size
+        contiguous = start + rows <= size
+        if contiguous and links is None and stack is None and not self._watch_rows:
+            # the common batch add: slice writes only, no index array
+            for name, col in self._cols.items():
+                col[start : start + rows] = arrays[name]
+            self._next = (start + rows) % size
+            self._stored = min(size, self._stored + rows)
+            return start
         indices = (start + np.arange(rows, dtype=np.int64)) % size
-        where: slice | np.ndarray = slice(start, start + rows) if start + rows <= size else indices
+        where: slice | np.ndarray = slice(start, start + rows) if contiguous else indices
         previous = None
         if stack is not None:
             stack_col = self._cols[STACK_LINK]
