@@ -1,0 +1,40 @@
+"""The scripts in examples/ run to the end (short settings)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(script: str, *args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_laber_synthetic(tmp_path: Path) -> None:
+    out = _run("laber_synthetic.py", cwd=tmp_path)
+    assert "LaBER is" in out
+
+
+def test_per_laber(tmp_path: Path) -> None:
+    out = _run("per_laber.py", cwd=tmp_path)
+    assert "refreshed priorities equal the TD errors: True" in out
+
+
+def test_dqn_laber_cartpole(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    _run("dqn_laber_cartpole.py", "--steps", "300", cwd=tmp_path)
