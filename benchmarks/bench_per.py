@@ -1,7 +1,8 @@
 """Prioritized replay: sample of 256, and sample + update of 256 priorities, from 1e6 stored rows.
 
-Side by side in one process, interleaved round by round (``_timing.interleaved``): laber, cpprb 11.0.0 and, where
-they import, Tianshou, TorchRL and flashbax. Rows: obs (4 float32), act, rew, next_obs (4 float32), done. Every
+Side by side in one process, interleaved round by round (``_timing.interleaved``): laber with its numba kernels
+(the ``fast`` extra) and with numpy only (``laber.set_numba(False)``), cpprb 11.0.0 and, where they import,
+Tianshou, TorchRL and flashbax. Rows: obs (4 float32), act, rew, next_obs (4 float32), done. Every
 buffer holds 1e6 rows with random priorities. Compare the ratios, not the absolute times.
 
 Run: ``python benchmarks/bench_per.py`` (``make bench`` installs cpprb). ``--quick`` times fewer rounds.
@@ -36,18 +37,49 @@ ENV = {"obs": {"shape": 4}, "act": {}, "rew": {}, "next_obs": {"shape": 4}, "don
 
 
 def laber_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
+    """laber as installed: numba kernels when numba imports (the ``fast`` extra), else numpy."""
+    import laber
     from laber import PrioritizedReplayBuffer
 
     rb = PrioritizedReplayBuffer(N, ENV, alpha=0.6, eps=1e-4, rng=0)
     rb.add(priorities=prio, **data)
-    rng = np.random.default_rng(1)
-    new = rng.random(B)
+    new = np.random.default_rng(1).random(B)
 
     def su() -> None:
         s = rb.sample(B, beta=0.4)
         rb.update_priorities(s["indexes"], new)
 
-    return {"laber": lambda: rb.sample(B, beta=0.4), "laber s+u": su}
+    name = "laber (numba)" if laber.numba_enabled() else "laber (numpy)"
+    return {name: lambda: rb.sample(B, beta=0.4), name + " s+u": su}
+
+
+def laber_numpy_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
+    """laber with numpy only (``laber.set_numba(False)`` around each call): the core without the extra."""
+    import laber
+    from laber import PrioritizedReplayBuffer
+
+    if not laber.numba_enabled():
+        return {}  # already timed as "laber (numpy)"
+    rb = PrioritizedReplayBuffer(N, ENV, alpha=0.6, eps=1e-4, rng=0)
+    rb.add(priorities=prio, **data)
+    new = np.random.default_rng(1).random(B)
+
+    def s() -> object:
+        laber.set_numba(False)
+        try:
+            return rb.sample(B, beta=0.4)
+        finally:
+            laber.set_numba(None)
+
+    def su() -> None:
+        laber.set_numba(False)
+        try:
+            out = rb.sample(B, beta=0.4)
+            rb.update_priorities(out["indexes"], new)
+        finally:
+            laber.set_numba(None)
+
+    return {"laber (numpy)": s, "laber (numpy) s+u": su}
 
 
 def cpprb_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
@@ -142,6 +174,7 @@ def flashbax_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
 
 PEERS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray], Fns]] = {
     "laber": laber_fns,
+    "laber (numpy)": laber_numpy_fns,
     "cpprb 11.0.0": cpprb_fns,
     "tianshou": tianshou_fns,
     "torchrl": torchrl_fns,
@@ -162,7 +195,7 @@ def main() -> None:
         except Exception as exc:  # a peer that is not installed or does not load is reported, not fatal
             missing[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90] if str(exc) else ''}"
     times = interleaved(fns, number=20 if quick else 100, repeat=3 if quick else 7)
-    names = list(PEERS)
+    names = ["laber (numba)", "laber (numpy)", *list(PEERS)[2:]]
     report(
         f"PER sample of {B} from {N:.0e} rows (alpha 0.6, beta 0.4)",
         [(n, times.get(n)) for n in names],

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from laber import _accel
 from laber._validation import check_nonnegative_float, check_positive_int, short_repr
 from laber.buffers import ReplayBuffer
-from laber.sumtree import SumMinTree
+from laber.sumtree import SumMinTree, index_range_error
 
 __all__ = ["PrioritizedReplayBuffer", "per_laber_subsample"]
 
@@ -52,6 +53,18 @@ def _check_priorities(priorities: object, name: str = "priorities") -> np.ndarra
         k = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{name} must be finite and >= 0, got {name}[{k}]={float(arr[k])!r}")
     return arr
+
+
+def _fast_arrays(indexes: object, priorities: object) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``indexes`` and ``priorities`` as contiguous int64 and float64 arrays when both are 1-D numpy arrays of
+    integers and of real numbers (what ``sample`` returns and a network computes), else ``None`` for either."""
+    if type(indexes) is not np.ndarray or indexes.ndim != 1 or indexes.dtype.kind not in "iu":
+        return None, None
+    if type(priorities) is not np.ndarray or priorities.ndim != 1 or priorities.dtype.kind not in "fiub":
+        return None, None
+    if indexes.dtype.kind == "u" and indexes.size and int(indexes.max()) > np.iinfo(np.int64).max:
+        return None, None  # would wrap around in int64: let the general checks reject it
+    return np.ascontiguousarray(indexes, dtype=np.int64), np.ascontiguousarray(priorities, dtype=np.float64)
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -110,29 +123,32 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """The writable ``(size,)`` view of the stored priorities ``p`` (NaN: not yet resolved)."""
         return self._column(_PRIORITY)[:, 0]
 
-    def _check_mass(self, priorities: np.ndarray) -> float:
+    def _check_mass(self, priorities: np.ndarray, k: int | None = None) -> float:
         """Reject priorities whose ``(p + eps) ** alpha`` could overflow the tree's float64 sums.
 
-        Returns the largest priority (``-inf`` if there are none).
+        Returns the largest priority (``-inf`` if there are none); ``k``, if known, is its position.
         """
         if not priorities.size:
             return -math.inf
-        k = int(np.argmax(priorities))
-        limit = sys.float_info.max / (2.0 * self.get_buffer_size())
+        if k is None:
+            k = int(np.argmax(priorities))
+        largest = float(priorities[k])
+        limit = sys.float_info.max / (2.0 * self._size)
         try:
-            q_max = (float(priorities[k]) + self.eps) ** self.alpha  # q is increasing in p for alpha >= 0
+            q_max = (largest + self.eps) ** self.alpha  # q is increasing in p for alpha >= 0
         except OverflowError:
             q_max = math.inf
         if not q_max <= limit:
             raise ValueError(
-                f"priorities too large: (p + eps) ** alpha = {q_max!r} for priorities[{k}]={float(priorities[k])!r} "
-                f"with alpha={self.alpha!r} could overflow the sum over {self.get_buffer_size()} rows"
+                f"priorities too large: (p + eps) ** alpha = {q_max!r} for priorities[{k}]={largest!r} "
+                f"with alpha={self.alpha!r} could overflow the sum over {self._size} rows"
             )
-        return float(priorities[k])
+        return largest
 
     def _mass(self, priorities: np.ndarray) -> np.ndarray:
         """``q = (p + eps) ** alpha`` in float64 (priorities already checked)."""
-        q: np.ndarray = np.power(priorities + self.eps, self.alpha)
+        q: np.ndarray = priorities + self.eps
+        np.power(q, self.alpha, out=q)
         return q
 
     def _on_rows_written(self, indices: np.ndarray) -> None:
@@ -194,18 +210,18 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
         Returns the fields (fresh arrays), ``indexes`` (int64, a fresh array, in increasing order) and
         ``weights`` (float32), ``w_i = (N P_i) ** -beta / max_j (N P_j) ** -beta = (q_i / min_j q_j) ** -beta``
-        over the ``N`` stored rows (see the class docstring). ``beta >= 0``.
+        over the ``N`` stored rows (see the class docstring). ``beta >= 0``. The tree search runs as a compiled
+        numba kernel when numba is enabled (``laber.set_numba``), with the same indexes and weights.
         """
         batch_size = check_positive_int(batch_size, "batch_size")
         beta = check_nonnegative_float(beta, "beta")
-        if self.get_stored_size() == 0:
+        if self._stored == 0:
             raise ValueError("cannot sample from an empty buffer: add transitions first")
-        idx = self._tree.sample_stratified(batch_size, self._rng)
+        idx, ratios = self._tree._stratified(batch_size, self._rng, with_ratios=True)
+        assert ratios is not None  # with_ratios
         out = self._gather(idx)
-        q = self._tree._sums[0].take(idx)
-        weights = np.power(q / self._tree.min(), -beta)
         out["indexes"] = idx
-        out["weights"] = weights.astype(np.float32)
+        out["weights"] = np.power(ratios, -beta, out=ratios).astype(np.float32)  # (q_i / min_j q_j) ** -beta
         return out
 
     def update_priorities(self, indexes: object, priorities: object) -> None:
@@ -213,8 +229,47 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
         ``indexes`` must be integers in ``[0, stored)``, ``priorities`` finite and ``>= 0``, one per index.
         The running maximum rises to the largest new priority. Validated first: on error nothing changes.
+        With numba (``laber.set_numba``) the checks and the writes run as compiled loops, with the same results.
         """
-        idx = self._tree.check_indexes(indexes, "indexes", bound=self.get_stored_size())
+        k = _accel.kernels("sumtree")
+        if k is None:
+            self._update_priorities_numpy(indexes, priorities)
+            return
+        stored = self._stored
+        idx, p = _fast_arrays(indexes, priorities)
+        if idx is None or p is None:  # anything but 1-D numeric arrays: the general checks convert and raise
+            idx = self._tree.check_indexes(indexes, "indexes", bound=stored)
+            p = _check_priorities(priorities)
+        lo, hi, bad, top = k.check_update(idx, p)
+        if lo < 0 or hi >= stored:
+            index_range_error("indexes", stored, lo, hi, indexes)
+        if bad >= 0:
+            raise ValueError(f"priorities must be finite and >= 0, got priorities[{bad}]={float(p[bad])!r}")
+        if p.shape != idx.shape:
+            raise ValueError(
+                f"priorities must have one value per index, got {p.shape[0]} priorities for {idx.shape[0]} indexes"
+            )
+        if idx.size == 0:
+            return
+        largest = self._check_mass(p, top)
+        tree = self._tree
+        k.write_priorities(
+            tree._sum_flat,
+            tree._sum_off,
+            tree._min_flat,
+            tree._min_off,
+            tree.min_fanout,
+            idx,
+            self._mass(p),
+            self._priority_column(),
+            p,
+        )
+        if largest > self._max_priority:
+            self._max_priority = largest
+
+    def _update_priorities_numpy(self, indexes: object, priorities: object) -> None:
+        """``update_priorities`` with numpy only: vectorised checks, last-wins, column and tree writes."""
+        idx = self._tree.check_indexes(indexes, "indexes", bound=self._stored)
         p = _check_priorities(priorities)
         if p.shape != idx.shape:
             raise ValueError(
@@ -226,7 +281,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         p = self._tree.last_wins(idx, p)
         self._priority_column()[idx] = p
         self._tree._update_unchecked(idx, self._mass(p), all_positive=self.eps > 0 or self.alpha == 0)
-        self._max_priority = max(self._max_priority, largest)
+        if largest > self._max_priority:
+            self._max_priority = largest
 
     def get_max_priority(self) -> float:
         """The running maximum priority: 1 at first, raised by every priority given to ``add`` or an update."""
