@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from laber import LaBERmean, PrioritizedReplayBuffer, per_laber_subsample
+import laber
+from laber import LaBERmean, PrioritizedReplayBuffer, _accel, per_laber_subsample
 
 ENV = {"obs": {"shape": 3}, "act": {"dtype": np.int64}, "rew": {}, "done": {}}
 
@@ -44,7 +45,7 @@ def expected_weights(rb: PrioritizedReplayBuffer, idx: np.ndarray, beta: float) 
 
 
 # ------------------------------------------------------------------------------------------- sampling law
-def test_sampled_frequencies_chi_square() -> None:
+def test_sampled_frequencies_chi_square(backend: str) -> None:
     # Stratified batches are not i.i.d. draws, but independent batches are independent: pool R batches and
     # compare the total counts with R * B * P_i. Within a batch the strata make counts less variable than
     # multinomial counts, so the chi-square statistic is, if anything, smaller than under i.i.d. sampling and
@@ -62,7 +63,7 @@ def test_sampled_frequencies_chi_square() -> None:
     assert chi2 < stats.chi2.isf(1e-4, n - 1)
 
 
-def test_alpha_zero_is_uniform_and_weights_one() -> None:
+def test_alpha_zero_is_uniform_and_weights_one(backend: str) -> None:
     rb = filled(10, 16, priorities=np.linspace(0, 5, 10), alpha=0.0)
     out = rb.sample(10, beta=1.0)
     np.testing.assert_array_equal(out["indexes"], np.arange(10))  # equal masses: one row per stratum
@@ -70,7 +71,7 @@ def test_alpha_zero_is_uniform_and_weights_one() -> None:
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.4, 1.0, 2.5])
-def test_weights_match_formula(beta: float) -> None:
+def test_weights_match_formula(backend: str, beta: float) -> None:
     rng = np.random.default_rng(2)
     rb = filled(25, 32, priorities=rng.random(25) * 3, alpha=0.6, eps=1e-3)
     rb.update_priorities(rng.integers(0, 25, 10), rng.random(10))
@@ -80,7 +81,7 @@ def test_weights_match_formula(beta: float) -> None:
     assert out["weights"].max() <= 1.0
 
 
-def test_fields_match_indexes() -> None:
+def test_fields_match_indexes(backend: str) -> None:
     rb = filled(20, 32, priorities=np.arange(20.0))
     out = rb.sample(100)
     ref = rows(20)
@@ -88,14 +89,14 @@ def test_fields_match_indexes() -> None:
         np.testing.assert_array_equal(out[key].reshape(ref[key][out["indexes"]].shape), ref[key][out["indexes"]])
 
 
-def test_seeded_reproducible() -> None:
+def test_seeded_reproducible(backend: str) -> None:
     a, b = filled(priorities=np.arange(20.0)), filled(priorities=np.arange(20.0))
     for _ in range(3):
         np.testing.assert_array_equal(a.sample(16)["indexes"], b.sample(16)["indexes"])
 
 
 # ---------------------------------------------------------------------------------------------- priorities
-def test_running_max_priority() -> None:
+def test_running_max_priority(backend: str) -> None:
     rb = PrioritizedReplayBuffer(16, ENV, rng=0)
     assert rb.get_max_priority() == 1.0
     rb.add(**rows(2))
@@ -111,9 +112,14 @@ def test_running_max_priority() -> None:
     np.testing.assert_array_equal(rb.get_priorities(), [0.1, 1.0, 0.5, 3.0, 3.0])
 
 
-def test_update_priorities_duplicates_last_wins() -> None:
+@pytest.mark.parametrize("as_array", [False, True])
+def test_update_priorities_duplicates_last_wins(backend: str, as_array: bool) -> None:
     rb = filled(10, 16)
-    rb.update_priorities([2, 5, 2, 2], [9.0, 4.0, 0.25, 6.0])
+    idx, new = [2, 5, 2, 2], [9.0, 4.0, 0.25, 6.0]
+    if as_array:
+        rb.update_priorities(np.array(idx), np.array(new, dtype=np.float32))
+    else:
+        rb.update_priorities(idx, new)
     p = rb.get_priorities()
     assert p[2] == 6.0 and p[5] == 4.0
     q = (p + rb.eps) ** rb.alpha
@@ -121,7 +127,7 @@ def test_update_priorities_duplicates_last_wins() -> None:
     np.testing.assert_array_equal(rb._tree.leaves()[:10], q)
 
 
-def test_wraparound_new_rows_get_max_priority() -> None:
+def test_wraparound_new_rows_get_max_priority(backend: str) -> None:
     rb = filled(8, 8, priorities=np.full(8, 0.5))
     rb.update_priorities([1], [4.0])
     rb.add(**rows(3, 100))  # overwrites rows 0..2 with the running max
@@ -142,7 +148,7 @@ def test_nstep_priority_follows_first_transition() -> None:
 
 
 # -------------------------------------------------------------------------------------------------- aliasing
-def test_results_unchanged_by_next_sample() -> None:
+def test_results_unchanged_by_next_sample(backend: str) -> None:
     rb = filled(20, 32, priorities=np.arange(1.0, 21.0))
     first = rb.sample(8)
     copies = {k: v.copy() for k, v in first.items()}
@@ -191,10 +197,24 @@ def assert_unchanged(rb: PrioritizedReplayBuffer, before: tuple[int, np.ndarray,
         ([1, 2], [1.0], ValueError, r"one value per index, got 1 priorities for 2 indexes"),
         ([[1]], [1.0], ValueError, r"indexes must be 1-D"),
         ([1], ["a"], TypeError, r"priorities must be real numbers"),
+        # numpy arrays (the checks of the compiled path), and the order of the checks
+        (np.array([3, 20]), np.ones(2), ValueError, r"indexes must be in \[0, 20\), got 20 in indexes=array"),
+        (np.array([-4, 3], np.int32), np.ones(2), ValueError, r"indexes must be in \[0, 20\), got -4"),
+        (np.array([2**63], np.uint64), np.ones(1), ValueError, r"indexes must be in \[0, 20\)"),
+        (np.array([1, 2]), np.array([1.0, np.nan]), ValueError, r"got priorities\[1\]=nan"),
+        (np.array([1, 2, 3]), np.array([1, -2, 3], np.float32), ValueError, r"got priorities\[1\]=-2\.0"),
+        (np.array([1, 2]), np.array([np.inf, 1.0]), ValueError, r"got priorities\[0\]=inf"),
+        (np.array([1, 2]), np.ones(3), ValueError, r"one value per index, got 3 priorities for 2 indexes"),
+        (np.array([1, 20]), np.array([np.nan]), ValueError, r"indexes must be in \[0, 20\), got 20"),
+        (np.array([1]), np.array([np.nan, 1.0]), ValueError, r"got priorities\[0\]=nan"),
+        (np.array([1.0]), np.ones(1), TypeError, r"indexes must be integers"),
+        (np.array([[1]]), np.ones(1), ValueError, r"indexes must be 1-D"),
+        (np.array([1]), np.ones((1, 1)), ValueError, r"priorities must be 1-D"),
+        (np.array([1]), np.array([1 + 1j]), TypeError, r"priorities must be real numbers"),
     ],
 )
 def test_update_priorities_errors_leave_buffer_unchanged(
-    indexes: object, priorities: object, error: type[Exception], match: str
+    backend: str, indexes: object, priorities: object, error: type[Exception], match: str
 ) -> None:
     rb = filled(20, 32, priorities=np.arange(20.0))
     before = snapshot(rb)
@@ -203,7 +223,7 @@ def test_update_priorities_errors_leave_buffer_unchanged(
     assert_unchanged(rb, before)
 
 
-def test_priority_overflow_rejected() -> None:
+def test_priority_overflow_rejected(backend: str) -> None:
     rb = filled(4, 8, alpha=2.0)
     before = snapshot(rb)
     with pytest.raises(ValueError, match=r"priorities too large"):
@@ -221,7 +241,9 @@ def test_priority_overflow_rejected() -> None:
         ([1.0, 1.0], ValueError, r"priorities must have one value per row added, got 2 priorities for 3 rows"),
     ],
 )
-def test_add_errors_leave_buffer_unchanged(priorities: object, error: type[Exception], match: str) -> None:
+def test_add_errors_leave_buffer_unchanged(
+    backend: str, priorities: object, error: type[Exception], match: str
+) -> None:
     rb = filled(20, 32, priorities=np.arange(20.0))
     before = snapshot(rb)
     with pytest.raises(error, match=match):
@@ -229,7 +251,7 @@ def test_add_errors_leave_buffer_unchanged(priorities: object, error: type[Excep
     assert_unchanged(rb, before)
 
 
-def test_sample_errors() -> None:
+def test_sample_errors(backend: str) -> None:
     rb = PrioritizedReplayBuffer(8, ENV, rng=0)
     with pytest.raises(ValueError, match=r"empty buffer"):
         rb.sample(4)
@@ -238,16 +260,19 @@ def test_sample_errors() -> None:
         rb.sample(4, beta=-0.5)
     with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got batch_size=0"):
         rb.sample(0)
+    rb = filled(4, 8, priorities=np.zeros(4), eps=0.0)
+    with pytest.raises(ValueError, match=r"cannot sample: the total mass is 0\.0"):
+        rb.sample(2)
 
 
-def test_zero_mass_rows_never_drawn() -> None:
+def test_zero_mass_rows_never_drawn(backend: str) -> None:
     rb = filled(10, 16, priorities=np.r_[np.zeros(5), np.ones(5)], eps=0.0)
     draws = np.concatenate([rb.sample(32)["indexes"] for _ in range(20)])
     assert draws.min() >= 5
     assert np.all(rb.sample(8, beta=1.0)["weights"] == 1.0)
 
 
-def test_clear_resets_priorities() -> None:
+def test_clear_resets_priorities(backend: str) -> None:
     rb = filled(5, 8, priorities=np.full(5, 9.0))
     rb.clear()
     assert rb.get_stored_size() == 0 and rb.get_max_priority() == 1.0 and rb._tree.total() == 0.0
@@ -256,7 +281,7 @@ def test_clear_resets_priorities() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
-def test_checkpoint_keeps_priorities_and_running_max(tmp_path: pathlib.Path) -> None:
+def test_checkpoint_keeps_priorities_and_running_max(backend: str, tmp_path: pathlib.Path) -> None:
     rb = filled(20, 32, priorities=np.arange(20.0))
     rb.update_priorities([3, 4], [50.0, 0.0])
     path = tmp_path / "per.npz"
@@ -267,6 +292,43 @@ def test_checkpoint_keeps_priorities_and_running_max(tmp_path: pathlib.Path) -> 
     assert other.get_max_priority() == 50.0
     assert other._tree.total() == rb._tree.total() and other._tree.min() == rb._tree.min()
     np.testing.assert_array_equal(other.sample(16)["indexes"], rb.sample(16)["indexes"])  # rng state too
+
+
+# ------------------------------------------------------------------------------------ numpy == numba, bit for bit
+@pytest.mark.skipif(_accel._import_numba() is None, reason="numba is not installed (the 'fast' extra)")
+@pytest.mark.parametrize("eps", [1e-4, 0.0])
+def test_backends_give_identical_samples_weights_and_trees(eps: float) -> None:
+    def run(numba: bool) -> list[object]:
+        laber.set_numba(numba)
+        try:
+            rng = np.random.default_rng(9)
+            rb = PrioritizedReplayBuffer(300, ENV, alpha=0.7, eps=eps, rng=1)
+            rb.add(priorities=rng.random(250) * (rng.random(250) < 0.7), **rows(250))
+            rb.add(**rows(100, 250))  # wraps around, running max priority
+            seen: list[object] = []
+            for step in range(30):
+                out = rb.sample(64, beta=0.1 * step)
+                seen += [out["indexes"], out["weights"], out["obs"]]
+                new = rng.random(64) ** 4 * (rng.random(64) < 0.9)
+                if step % 3 == 0:
+                    rb.update_priorities(out["indexes"].tolist(), new.tolist())  # lists: the general checks
+                elif step % 3 == 1:
+                    rb.update_priorities(out["indexes"][::-1], new.astype(np.float32))
+                else:
+                    rb.update_priorities(rng.integers(0, 300, 64), new)  # unsorted, with duplicates
+            seen += [rb.get_priorities(), rb.get_max_priority(), rb._tree._sum_flat, rb._tree._min_flat]
+            return seen
+        finally:
+            laber.set_numba(None)
+
+    a, b = run(False), run(True)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and x.dtype == y.dtype
+            np.testing.assert_array_equal(x.view(np.uint8), y.view(np.uint8))  # bit for bit
+        else:
+            assert x == y
 
 
 # ----------------------------------------------------------------------------------------------- PER-LaBER

@@ -7,14 +7,22 @@ over random seeds it would fail by chance with probability 1e-4.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+import laber
+from laber import _accel
 from laber.sumtree import SumMinTree
+
+T = TypeVar("T")
+needs_numba = pytest.mark.skipif(_accel._import_numba() is None, reason="numba is not installed (the 'fast' extra)")
 
 
 def brute_min(leaves: np.ndarray) -> float:
@@ -36,6 +44,7 @@ def check_tree(tree: SumMinTree, leaves: np.ndarray) -> None:
     assert tree.total() == pytest.approx(math.fsum(leaves), rel=1e-12, abs=1e-300)
     assert tree.min() == brute_min(leaves)
     assert not np.isnan(np.concatenate(tree._sums)).any()
+    assert not tree._sums[0][tree.capacity :].any()  # padding leaves stay at mass 0
 
 
 updates = st.lists(
@@ -48,9 +57,12 @@ updates = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+# The backend fixture only switches a global setting, so sharing it between hypothesis examples is safe.
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(capacity=st.integers(1, 200), top_size=st.sampled_from([1, 2, 3, 16]), batches=updates)
-def test_tree_matches_brute_force(capacity: int, top_size: int, batches: list[tuple[list[int], list[float]]]) -> None:
+def test_tree_matches_brute_force(
+    backend: str, capacity: int, top_size: int, batches: list[tuple[list[int], list[float]]]
+) -> None:
     tree = SumMinTree(capacity, top_size=top_size, min_fanout=3)
     leaves = np.zeros(capacity)
     for raw_idx, raw_vals in batches:
@@ -62,7 +74,7 @@ def test_tree_matches_brute_force(capacity: int, top_size: int, batches: list[tu
         check_tree(tree, leaves)
 
 
-def test_duplicates_last_value_wins() -> None:
+def test_duplicates_last_value_wins(backend: str) -> None:
     tree = SumMinTree(10)
     tree.update([3, 5, 3, 3, 5], [1.0, 2.0, 7.0, 4.0, 0.5])
     expected = np.zeros(10)
@@ -70,21 +82,21 @@ def test_duplicates_last_value_wins() -> None:
     check_tree(tree, expected)
 
 
-def test_large_random_matches_brute_force() -> None:
+def test_large_random_matches_brute_force(backend: str) -> None:
     rng = np.random.default_rng(3)
     n = 5000
     tree = SumMinTree(n, top_size=8, min_fanout=4)
     leaves = np.zeros(n)
-    for _ in range(20):
-        idx = rng.integers(0, n, 300)
-        vals = rng.random(300) * (rng.random(300) < 0.8)
+    for size in [300] * 20 + [n, 2 * n, 1, 0]:  # small updates, then large ones (rebuilt level by level)
+        idx = rng.integers(0, n, size)
+        vals = rng.random(size) * (rng.random(size) < 0.8)
         tree.update(idx, vals)
         for i, x in zip(idx, vals, strict=True):
             leaves[i] = x
-    check_tree(tree, leaves)
+        check_tree(tree, leaves)
 
 
-def test_find_prefix_sum_semantics() -> None:
+def test_find_prefix_sum_semantics(backend: str) -> None:
     rng = np.random.default_rng(4)
     n = 777
     leaves = rng.random(n) * (rng.random(n) < 0.7)
@@ -101,7 +113,7 @@ def test_find_prefix_sum_semantics() -> None:
     assert (leaves[found] > 0).all()
 
 
-def test_search_never_returns_zero_mass_leaf_at_the_edges() -> None:
+def test_search_never_returns_zero_mass_leaf_at_the_edges(backend: str) -> None:
     tree = SumMinTree(64, top_size=1)
     vals = np.zeros(64)
     vals[[5, 40]] = [1e-300, 3.0]
@@ -111,7 +123,7 @@ def test_search_never_returns_zero_mass_leaf_at_the_edges() -> None:
     assert set(tree.find_prefix_sum(v).tolist()) <= {5, 40}
 
 
-def test_stratified_sample_frequencies_chi_square() -> None:
+def test_stratified_sample_frequencies_chi_square(backend: str) -> None:
     # Pool many independent stratified batches: each batch's draws are dependent, but the count of leaf k in
     # one batch has mean B q_k / T, and the pooled counts over R independent batches are compared with their
     # expectation. The strata make the batch counts *less* variable than multinomial counts, so the chi-square
@@ -130,7 +142,7 @@ def test_stratified_sample_frequencies_chi_square() -> None:
     assert chi2 < stats.chi2.isf(1e-4, n - 1)
 
 
-def test_stratified_one_draw_per_segment() -> None:
+def test_stratified_one_draw_per_segment(backend: str) -> None:
     tree = SumMinTree(8, top_size=2)
     tree.update(np.arange(8), np.ones(8))
     # Equal masses and 8 strata: each stratum is exactly one leaf.
@@ -139,13 +151,13 @@ def test_stratified_one_draw_per_segment() -> None:
     assert np.all(draws // 2 == np.arange(4))
 
 
-def test_seeded_sampling_reproducible() -> None:
+def test_seeded_sampling_reproducible(backend: str) -> None:
     tree = SumMinTree(100)
     tree.update(np.arange(100), np.linspace(0, 1, 100))
     np.testing.assert_array_equal(tree.sample_stratified(32, rng=7), tree.sample_stratified(32, rng=7))
 
 
-def test_errors_leave_tree_unchanged() -> None:
+def test_errors_leave_tree_unchanged(backend: str) -> None:
     tree = SumMinTree(10)
     tree.update([1, 2], [1.0, 2.0])
     before = tree.leaves()
@@ -174,6 +186,14 @@ def test_errors_leave_tree_unchanged() -> None:
         SumMinTree(4).sample_stratified(2)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got batch_size=0"):
         tree.sample_stratified(0)
+    with pytest.raises(ValueError, match="values must not be NaN"):
+        tree.find_prefix_sum([0.5, np.nan])
+    with pytest.raises(ValueError, match=r"cannot search: the total mass is 0\.0"):
+        SumMinTree(4).find_prefix_sum([0.5])
+    gen = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"total mass is 0\.0"):
+        SumMinTree(4).sample_stratified(2, gen)
+    assert gen.random() == np.random.default_rng(0).random()  # the failed call drew nothing
 
 
 def test_last_wins_matches_sequential_assignment() -> None:
@@ -186,3 +206,78 @@ def test_last_wins_matches_sequential_assignment() -> None:
         for i, x in zip(idx.tolist(), vals.tolist(), strict=True):
             reference[i] = x
         assert resolved.tolist() == [reference[i] for i in idx.tolist()]
+
+
+# ------------------------------------------------------------------------------------- numpy == numba, bit for bit
+def wide_range_trees(rng: np.random.Generator, count: int) -> list[tuple[int, int, np.ndarray]]:
+    """``(capacity, top_size, leaves)``: masses over 35 decades, half of them 0 (rounding corner cases)."""
+    out = []
+    for _ in range(count):
+        n = int(rng.integers(2, 300))
+        leaves = np.exp(rng.uniform(-40, 40, n)) * (rng.random(n) < 0.5)
+        leaves[rng.integers(0, n)] = 1.0
+        out.append((n, int(rng.choice([1, 2, 4])), leaves))
+    return out
+
+
+def run_on(backend: str, fn: Callable[[], T]) -> T:
+    """``fn()`` with the numpy or the numba backend."""
+    laber.set_numba(backend == "numba")
+    try:
+        return fn()
+    finally:
+        laber.set_numba(None)
+
+
+def build(capacity: int, top_size: int, steps: list[tuple[np.ndarray, np.ndarray]]) -> SumMinTree:
+    tree = SumMinTree(capacity, top_size=top_size, min_fanout=3)
+    for idx, vals in steps:
+        tree.update(idx, vals)
+    return tree
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.uint64)  # compares -0.0 and 0.0 (and NaN payloads) as different
+
+
+@needs_numba
+def test_backends_build_identical_trees() -> None:
+    rng = np.random.default_rng(11)
+    for capacity, top_size, _ in wide_range_trees(rng, 40):
+        steps = []
+        for size in [*rng.integers(0, 2 * capacity, 6).tolist(), capacity]:  # small, duplicated, and full updates
+            idx = rng.integers(0, capacity, size)
+            vals = np.exp(rng.uniform(-40, 40, size)) * (rng.random(size) < 0.6)
+            steps.append((idx, vals))
+
+        a = run_on("numpy", partial(build, capacity, top_size, steps))
+        b = run_on("numba", partial(build, capacity, top_size, steps))
+        np.testing.assert_array_equal(bits(a._sum_flat), bits(b._sum_flat))
+        np.testing.assert_array_equal(bits(a._min_flat), bits(b._min_flat))
+
+
+@needs_numba
+def test_backends_same_search_including_the_careful_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    careful = [0]
+    original = SumMinTree._careful_search
+
+    def counted(self: SumMinTree, v: np.ndarray, node: np.ndarray) -> np.ndarray:
+        careful[0] += v.shape[0]
+        return original(self, v, node)
+
+    monkeypatch.setattr(SumMinTree, "_careful_search", counted)
+    rng = np.random.default_rng(12)
+    for count, (capacity, top_size, leaves) in enumerate(wide_range_trees(rng, 1000)):
+        if count >= 100 and careful[0] >= 10:
+            break
+        tree = SumMinTree(capacity, top_size=top_size)
+        tree.update(np.arange(capacity), leaves)
+        cum = np.cumsum(leaves)
+        v = np.concatenate([cum, np.nextafter(cum, 0), np.nextafter(cum, np.inf), rng.random(50) * cum[-1], [-1.0]])
+        found = run_on("numpy", partial(tree.find_prefix_sum, v))
+        np.testing.assert_array_equal(found, run_on("numba", partial(tree.find_prefix_sum, v)))
+        assert (leaves[found] > 0).all()
+        for seed in range(3):
+            drawn = run_on("numpy", partial(tree.sample_stratified, 64, seed))
+            np.testing.assert_array_equal(drawn, run_on("numba", partial(tree.sample_stratified, 64, seed)))
+    assert careful[0] > 0  # the rounding fallback was exercised (and agreed)

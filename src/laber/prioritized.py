@@ -40,7 +40,10 @@ _RESERVED_OUTPUTS = ("indexes", "weights")
 def _check_priorities(priorities: object, name: str = "priorities") -> np.ndarray:
     """``priorities`` as a 1-D float64 array of finite values ``>= 0`` (a scalar becomes length 1)."""
     try:
-        arr = np.asarray(priorities, dtype=np.float64)
+        arr = np.asarray(priorities)
+        if arr.dtype.kind == "c":  # the cast would drop the imaginary parts
+            raise TypeError
+        arr = arr.astype(np.float64, copy=False)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be real numbers, got {name}={short_repr(priorities)}") from None
     if arr.ndim == 0:
