@@ -93,47 +93,45 @@ def _descend(sums: np.ndarray, off: np.ndarray, cum: np.ndarray, v: np.ndarray, 
 
 
 def _sample(
-    sums: np.ndarray, off: np.ndarray, mins: np.ndarray, moff: np.ndarray, u: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """``SumMinTree.sample_stratified`` for the uniforms ``u``; returns ``(leaves, q / min q, total)``.
+    sums: np.ndarray, off: np.ndarray, mins: np.ndarray, moff: np.ndarray, u: np.ndarray, node: np.ndarray
+) -> float:
+    """``SumMinTree.sample_stratified`` for the uniforms ``u``: the leaves into ``node``, and ``q_leaf / min q``
+    into ``u`` (read first, then overwritten: one array less to allocate). Returns the total mass.
 
-    With ``total <= 0`` nothing is searched and the arrays are left uninitialised (the caller raises).
+    With a total mass ``<= 0`` nothing is searched or written (the caller raises).
     """
     batch = u.shape[0]
-    node = np.empty(batch, dtype=np.int64)
-    ratio = np.empty(batch, dtype=np.float64)
     cum = _top_cumsum_jit(sums, off)
-    total = cum[cum.shape[0] - 1]
+    total: float = cum[cum.shape[0] - 1]
     if not total > 0:
-        return node, ratio, total
+        return total
     scale = total / batch
     hi = np.nextafter(total, 0.0)
     v = np.empty(batch, dtype=np.float64)
     for b in range(batch):
-        x = (float(b) + u[b]) * scale
+        x = (float(b) + u[b]) * scale  # as numpy: (arange(batch) + u) * (total / batch), then min with hi
         v[b] = x if x <= hi else hi
     _descend_jit(sums, off, cum, v, node)
     lowest = _INF
     for i in range(moff[moff.shape[0] - 2], moff[moff.shape[0] - 1]):
-        if mins[i] < lowest:
-            lowest = mins[i]
+        lowest = min(lowest, mins[i])
     for b in range(batch):
-        ratio[b] = sums[node[b]] / lowest
-    return node, ratio, total
+        u[b] = sums[node[b]] / lowest
+    return total
 
 
-def _find(sums: np.ndarray, off: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
-    """``SumMinTree.find_prefix_sum`` for ``v`` (no NaN; clipped in place); returns ``(leaves, total)``."""
-    node = np.empty(v.shape[0], dtype=np.int64)
+def _find(sums: np.ndarray, off: np.ndarray, v: np.ndarray, node: np.ndarray) -> float:
+    """``SumMinTree.find_prefix_sum`` for ``v`` (no NaN; clipped in place): the leaves into ``node``. Returns the
+    total mass; with a total mass ``<= 0`` nothing is searched."""
     cum = _top_cumsum_jit(sums, off)
-    total = cum[cum.shape[0] - 1]
+    total: float = cum[cum.shape[0] - 1]
     if not total > 0:
-        return node, total
+        return total
     hi = np.nextafter(total, 0.0)
     for b in range(v.shape[0]):
         v[b] = min(max(v[b], 0.0), hi)
     _descend_jit(sums, off, cum, v, node)
-    return node, total
+    return total
 
 
 def _update(

@@ -216,15 +216,19 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         over the ``N`` stored rows (see the class docstring). ``beta >= 0``. The tree search runs as a compiled
         numba kernel when numba is enabled (``laber.set_numba``), with the same indexes and weights.
         """
-        batch_size = check_positive_int(batch_size, "batch_size")
-        beta = check_nonnegative_float(beta, "beta")
+        if type(batch_size) is not int or batch_size <= 0:  # the common case skips the (slower) general checks
+            batch_size = check_positive_int(batch_size, "batch_size")
+        if type(beta) is not float or not 0.0 <= beta < math.inf:
+            beta = check_nonnegative_float(beta, "beta")
         if self._stored == 0:
             raise ValueError("cannot sample from an empty buffer: add transitions first")
         idx, ratios = self._tree._stratified(batch_size, self._rng, with_ratios=True)
         assert ratios is not None  # with_ratios
         out = self._gather(idx)
         out["indexes"] = idx
-        out["weights"] = np.power(ratios, -beta, out=ratios).astype(np.float32)  # (q_i / min_j q_j) ** -beta
+        weights = np.empty(batch_size, dtype=np.float32)
+        np.power(ratios, -beta, out=weights, dtype=np.float64)  # (q_i / min_j q_j) ** -beta, in float64
+        out["weights"] = weights
         return out
 
     def update_priorities(self, indexes: object, priorities: object) -> None:

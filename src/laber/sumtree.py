@@ -121,7 +121,7 @@ class SumMinTree:
 
     def _has_mass(self) -> bool:
         """Whether some leaf has positive mass (the first top node almost always answers)."""
-        return bool(self._sum_flat[self._top] > 0 or self._sums[-1].any())
+        return self._sum_flat.item(self._top) > 0 or bool(self._sums[-1].any())
 
     # ------------------------------------------------------------------------------------------- updates
     def check_indexes(self, indexes: object, name: str = "indexes", bound: int | None = None) -> np.ndarray:
@@ -224,11 +224,11 @@ class SumMinTree:
             raise ValueError(f"values must not be NaN, got values={short_repr(values)}")
         k = _accel.kernels("sumtree")
         if k is not None:
-            node, total = k.find(self._sum_flat, self._sum_off, v)
+            node = np.empty(v.shape[0], dtype=np.int64)
+            total = k.find(self._sum_flat, self._sum_off, v, node)
             if not total > 0:
                 raise ValueError(f"cannot search: the total mass is {total!r} (no leaf has positive mass)")
-            found: np.ndarray = node
-            return found
+            return node
         top_cum = np.cumsum(self._sums[-1])
         total = float(top_cum[-1])
         if not total > 0:
@@ -290,8 +290,9 @@ class SumMinTree:
         if k is not None:
             if not self._has_mass():
                 raise ValueError("cannot sample: the total mass is 0.0 (no row has positive priority)")
-            u = gen.random(batch_size)
-            node, ratios, _ = k.sample(self._sum_flat, self._sum_off, self._min_flat, self._min_off, u)
+            ratios = gen.random(batch_size)  # the uniforms, overwritten with the ratios
+            node = np.empty(batch_size, dtype=np.int64)
+            k.sample(self._sum_flat, self._sum_off, self._min_flat, self._min_off, ratios, node)
             return node, ratios
         top_cum = np.cumsum(self._sums[-1])
         total = float(top_cum[-1])
