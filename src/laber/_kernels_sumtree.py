@@ -3,10 +3,12 @@
 Loaded through ``laber._accel.kernels("sumtree")`` only when numba is enabled. Each kernel is the compiled
 twin of a vectorised numpy path in ``laber.sumtree``: the same float64 operations in the same order
 (``parent = left + right``; at the top level one prefix sum ``cum[i] = cum[i - 1] + top[i]`` and a binary
-search counting the prefix sums ``<= v``; on the way down ``v -= left`` when ``v >= left``; min nodes the
-minimum of their block), so both paths build bit-identical trees and draw identical indexes from the same
-uniforms. Only the loop order differs, which no result depends on: every batch element descends on its own,
-and a node recomputed from its children gets the same value whenever it is recomputed.
+search counting the prefix sums ``<= v``; on the way down ``v -= left * (v >= left)``, and the same careful
+fallback where rounding would reach a leaf of mass 0), so both paths build bit-identical trees and draw
+identical indexes from the same uniforms. Only the loop order differs, which no result depends on: every batch
+element descends on its own, and a sum node recomputed from its children gets the same value whenever it is
+recomputed. Min nodes are updated incrementally (see ``_update``); a minimum is exact, so they too end equal
+to the minimum of their block, as numpy's recomputation gives.
 
 The tree is passed as two flat float64 arrays, the sum levels and the min levels (level 0 the leaves), each
 with an int64 array of level offsets (level ``l`` is ``flat[off[l]:off[l + 1]]``); ``SumMinTree`` keeps its

@@ -11,6 +11,11 @@ checkpoints) drawing rows in proportion to their priorities (T. Schaul, J. Quan,
 where ``j`` runs over the stored rows that can be drawn (``q_j > 0``), so ``0 < w_i <= 1``. ``alpha = 0`` is
 uniform sampling, ``beta = 1`` the full importance-sampling correction.
 
+Speed: the priorities live in ``laber.sumtree.SumMinTree``. With numba installed (the ``fast`` extra) the tree
+search of ``sample`` and the checks and writes of ``update_priorities`` run as compiled loops
+(``laber._kernels_sumtree``); without it, or with ``laber.set_numba(False)``, as vectorised numpy. Both give the
+same indexes, weights and trees, bit for bit, for the same seed.
+
 ``per_laber_subsample`` is PER-LaBER (T. Lahire, M. Geist, E. Rachelson, "Large Batch Experience Replay",
 ICML 2022, arXiv:2110.01528, the PER-LaBER variant of its experiments): the large batch of ``m * B`` rows is drawn
 by PER instead of uniformly, LaBER sub-samples ``B`` of them from fresh surrogate priorities, and the fresh
@@ -65,7 +70,7 @@ def _fast_arrays(indexes: object, priorities: object) -> tuple[np.ndarray | None
         return None, None
     if type(priorities) is not np.ndarray or priorities.ndim != 1 or priorities.dtype.kind not in "fiub":
         return None, None
-    if indexes.dtype.kind == "u" and indexes.size and int(indexes.max()) > np.iinfo(np.int64).max:
+    if indexes.dtype == np.uint64 and indexes.size and int(indexes.max()) > np.iinfo(np.int64).max:
         return None, None  # would wrap around in int64: let the general checks reject it
     return np.ascontiguousarray(indexes, dtype=np.int64), np.ascontiguousarray(priorities, dtype=np.float64)
 
