@@ -8,7 +8,7 @@ same seed gives the same indexes and weights on both paths (tested).
 
 Selection, checked on every call so it can be changed at any time:
 
-* ``LABER_NUMBA=0`` in the environment, or ``set_numba(False)``: numpy only.
+* ``LABER_NUMBA=0`` in the environment (read when laber is imported), or ``set_numba(False)``: numpy only.
 * ``set_numba(True)``: numba required (``ModuleNotFoundError`` naming the extra if it is missing).
 * default (``set_numba(None)``): numba when it imports, numpy otherwise.
 
@@ -28,6 +28,7 @@ __all__ = ["kernels", "numba_enabled", "set_numba"]
 _choice: bool | None = None  # set_numba's argument
 _numba: ModuleType | bool | None = False  # False: not tried yet; None: not importable
 _loaded: dict[str, ModuleType] = {}
+_env_off = os.environ.get("LABER_NUMBA", "").strip() == "0"  # read once: os.environ costs ~1 us per lookup
 
 
 def _import_numba() -> ModuleType | None:
@@ -57,7 +58,7 @@ def numba_enabled() -> bool:
     """Whether laber's hot paths run compiled numba kernels now (see ``set_numba``)."""
     if _choice is not None:
         return _choice
-    if os.environ.get("LABER_NUMBA", "").strip() == "0":
+    if _env_off:
         return False
     return _import_numba() is not None
 
