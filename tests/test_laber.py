@@ -1,16 +1,23 @@
 """LaBER sub-samplers on the numpy path: formulas, distribution, unbiasedness, seeding, validation.
 
-Statistical tests use fixed seeds, so they are deterministic; the thresholds are chosen so that, over random
-seeds, each would fail by chance with the stated probability.
+Tests taking the ``backend`` fixture run twice, with numpy only and with the numba kernels
+(``laber._kernels_laber``); ``test_backends_give_identical_draws`` checks that both give the same indexes and
+weights bit for bit. Statistical tests use fixed seeds, so they are deterministic; the thresholds are chosen so
+that, over random seeds, each would fail by chance with the stated probability.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
+import laber as laber_pkg
+from laber import LaBERlazy, LaBERmax, LaBERmean, _accel, laber_subsample
 
 CLASSES = [LaBERmean, LaBERlazy, LaBERmax]
 
@@ -30,7 +37,7 @@ def reference_weights(variant: str, p: np.ndarray, eps: float, idx: np.ndarray) 
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("eps", [0.0, 1e-6, 0.3])
-def test_weights_match_formula(cls: type, dtype: type, eps: float) -> None:
+def test_weights_match_formula(backend: str, cls: type, dtype: type, eps: float) -> None:
     rng = np.random.default_rng(11)
     for trial in range(5):
         p = (rng.random(4 * 16) ** 3).astype(dtype)
@@ -43,20 +50,20 @@ def test_weights_match_formula(cls: type, dtype: type, eps: float) -> None:
         np.testing.assert_allclose(w, expected, rtol=rtol)
 
 
-def test_max_weights_are_at_most_one_and_reach_it() -> None:
+def test_max_weights_are_at_most_one_and_reach_it(backend: str) -> None:
     p = np.random.default_rng(0).random(128)
     w = LaBERmax(32, 4, rng=0)(priorities=p)["weights"]
     assert w.max() == 1.0 and (w > 0).all()
 
 
-def test_mean_weight_is_one_over_n_p() -> None:
+def test_mean_weight_is_one_over_n_p(backend: str) -> None:
     p = np.random.default_rng(1).random(40)
     out = LaBERmean(10, 4, eps=0.0, rng=0)(priorities=p)
     prob = p / p.sum()
     np.testing.assert_allclose(out["weights"], 1.0 / (40 * prob[out["indexes"]]), rtol=1e-12)
 
 
-def test_lazy_is_the_paper_not_cpprb() -> None:
+def test_lazy_is_the_paper_not_cpprb(backend: str) -> None:
     # cpprb's LaBERlazy returns sum(q)/q_j; the paper's (and ours) is 1/q_j.
     p = np.array([1.0, 3.0, 4.0, 2.0])
     out = LaBERlazy(2, 2, eps=0.0, rng=0)(priorities=p)
@@ -105,7 +112,7 @@ def chi_square_pvalue(counts: np.ndarray, prob: np.ndarray) -> float:
 
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("eps", [0.0, 0.05])
-def test_draw_frequencies_chi_square(shuffle: bool, eps: float) -> None:
+def test_draw_frequencies_chi_square(backend: str, shuffle: bool, eps: float) -> None:
     """Frequencies over 400 calls x 64 draws against P = q / sum(q). False-failure probability 1e-3 per case."""
     rng = np.random.default_rng(1234)
     p = rng.random(128) ** 2
@@ -121,7 +128,7 @@ def test_draw_frequencies_chi_square(shuffle: bool, eps: float) -> None:
     assert chi_square_pvalue(counts, prob) > 1e-3
 
 
-def test_draws_within_one_call_are_independent() -> None:
+def test_draws_within_one_call_are_independent(backend: str) -> None:
     """Pairs (first, second draw) in draw order are independent: chi-square of the 4x4 table, p > 1e-3."""
     p = np.array([1.0, 2.0, 3.0, 4.0])
     laber = LaBERmean(2, 2, eps=0.0, rng=3, shuffle=True)
@@ -133,7 +140,7 @@ def test_draws_within_one_call_are_independent() -> None:
     assert chi_square_pvalue(table.ravel(), np.outer(prob, prob).ravel()) > 1e-3
 
 
-def test_sorted_and_shuffled_give_the_same_multiset() -> None:
+def test_sorted_and_shuffled_give_the_same_multiset(backend: str) -> None:
     p = np.random.default_rng(4).random(256)
     a = LaBERmean(64, 4, rng=8)(priorities=p)
     b = LaBERmean(64, 4, rng=8, shuffle=True)(priorities=p)
@@ -143,7 +150,7 @@ def test_sorted_and_shuffled_give_the_same_multiset() -> None:
     np.testing.assert_allclose(a["weights"], b["weights"][order])
 
 
-def test_single_positive_entry_is_always_drawn() -> None:
+def test_single_positive_entry_is_always_drawn(backend: str) -> None:
     p = np.zeros(64)
     p[63] = 2.5  # the last entry: the search must not run past it
     idx = LaBERmean(16, 4, eps=0.0, rng=0)(priorities=p)["indexes"]
@@ -154,7 +161,7 @@ def test_single_positive_entry_is_always_drawn() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ unbiasedness
-def test_laber_mean_is_unbiased_for_the_large_batch_mean() -> None:
+def test_laber_mean_is_unbiased_for_the_large_batch_mean(backend: str) -> None:
     """E[mean(w * f[idx])] == mean(f). The estimate's mean over 4000 calls is within 4 standard errors
     (false-failure probability 6e-5), and far tighter than a uniform sub-batch."""
     rng = np.random.default_rng(2022)
@@ -169,7 +176,7 @@ def test_laber_mean_is_unbiased_for_the_large_batch_mean() -> None:
     assert abs(est.mean() - f.mean()) < 4 * se
 
 
-def test_lazy_weights_times_mean_q_are_unbiased() -> None:
+def test_lazy_weights_times_mean_q_are_unbiased(backend: str) -> None:
     """Lazy weights are mean(q) times smaller than LaBER-mean's: mean(q) * estimate is unbiased (4 s.e., 6e-5)."""
     rng = np.random.default_rng(5)
     p = rng.random(64) + 0.1
@@ -183,7 +190,7 @@ def test_lazy_weights_times_mean_q_are_unbiased() -> None:
 
 # ------------------------------------------------------------------------------------------------ seeding
 @pytest.mark.parametrize("cls", CLASSES)
-def test_same_seed_same_draws(cls: type) -> None:
+def test_same_seed_same_draws(backend: str, cls: type) -> None:
     p = np.random.default_rng(0).random(256).astype(np.float32)
     a, b, c = cls(64, 4, rng=42), cls(64, 4, rng=42), cls(64, 4, rng=43)
     for _ in range(3):
@@ -202,7 +209,7 @@ def test_generator_is_used_as_given() -> None:
     assert gen.bit_generator.state != before
 
 
-def test_functional_form_shares_the_implementation() -> None:
+def test_functional_form_shares_the_implementation(backend: str) -> None:
     p = np.random.default_rng(3).random(96)
     obs = np.arange(96 * 2).reshape(96, 2)
     for variant, cls in zip(("mean", "lazy", "max"), CLASSES, strict=True):
@@ -216,7 +223,7 @@ def test_functional_form_shares_the_implementation() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ extras
-def test_extra_arrays_follow_the_indexes_and_are_fresh() -> None:
+def test_extra_arrays_follow_the_indexes_and_are_fresh(backend: str) -> None:
     rng = np.random.default_rng(6)
     n = 64
     extras = {
@@ -298,14 +305,24 @@ BAD_PRIORITIES = [
     (np.ones(8, dtype=bool), TypeError, r"priorities must hold real numbers, got dtype=bool"),
     (np.ones(8, dtype=complex), TypeError, r"priorities must hold real numbers, got dtype=complex128"),
     (np.full(8, 1e308), ValueError, r"overflows float64"),
+    (np.array([1, np.nan, 1, 1, 1, 1, 1, 1], np.float32), ValueError, r"got priorities\[1\]=.*nan"),
+    (np.array([1, 1, 1, 1, 1, 1, -1e-30, 1], np.float32), ValueError, r"got priorities\[6\]=.*-1e-30"),
+    (np.array([1, 1, 1, np.inf, 1, -1, 1, 1], np.float32), ValueError, r"got priorities\[3\]=.*inf"),
+    (np.array([-1, 1, 1, 1, 1, 1, 1, np.nan]), ValueError, r"got priorities\[7\]=.*nan"),  # non-finite first
+    (np.array([3e38] * 8, np.float32), None, None),  # fine: the sum is taken in float64
 ]
 
 
 @pytest.mark.parametrize(("priorities", "error", "match"), BAD_PRIORITIES)
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-def test_bad_priorities_leave_the_sampler_unchanged(priorities: np.ndarray, error: type, match: str) -> None:
+def test_bad_priorities_leave_the_sampler_unchanged(
+    backend: str, priorities: np.ndarray, error: type | None, match: str | None
+) -> None:
     laber = LaBERmean(4, 2, rng=0)
     state = laber.rng.bit_generator.state
+    if error is None:  # a near miss, accepted
+        assert np.isfinite(laber(priorities=priorities)["weights"]).all()
+        return
     with pytest.raises(error, match=match):
         laber(priorities=priorities)
     assert laber.rng.bit_generator.state == state
@@ -316,10 +333,11 @@ def test_bad_priorities_leave_the_sampler_unchanged(priorities: np.ndarray, erro
     )
 
 
-def test_all_zero_priorities_need_eps() -> None:
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_all_zero_priorities_need_eps(backend: str, dtype: type) -> None:
     with pytest.raises(ValueError, match=r"must not all be zero when eps=0.*eps=0\.0"):
-        LaBERmean(4, 2, eps=0.0)(priorities=np.zeros(8))
-    out = LaBERmean(4, 2, eps=1e-6, rng=0)(priorities=np.zeros(8))  # uniform
+        LaBERmean(4, 2, eps=0.0)(priorities=np.zeros(8, dtype))
+    out = LaBERmean(4, 2, eps=1e-6, rng=0)(priorities=np.zeros(8, dtype))  # uniform
     np.testing.assert_allclose(out["weights"], 1.0)
 
 
@@ -341,7 +359,7 @@ def test_all_zero_priorities_need_eps() -> None:
         ({"indexes": np.ones(8)}, ValueError, r"extra array name 'indexes' collides with an output key"),
     ],
 )
-def test_bad_extra_arrays(extras: dict[str, np.ndarray], error: type, match: str) -> None:
+def test_bad_extra_arrays(backend: str, extras: dict[str, np.ndarray], error: type, match: str) -> None:
     laber = LaBERmean(4, 2, rng=0)
     state = laber.rng.bit_generator.state
     with pytest.raises(error, match=match):
@@ -363,3 +381,144 @@ def test_functional_form_validation() -> None:
 def test_priorities_keyword_is_required() -> None:
     with pytest.raises(TypeError):
         LaBERmean(4, 2)(np.ones(8))  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------------ numpy == numba, bit for bit
+needs_numba = pytest.mark.skipif(_accel._import_numba() is None, reason="numba is not installed (the 'fast' extra)")
+
+PRIORITY_KINDS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
+    "uniform": lambda rng, n: rng.random(n),
+    "cubed, with zeros": lambda rng, n: rng.random(n) ** 3 * (rng.random(n) < 0.7),
+    "heavy-tailed": lambda rng, n: np.abs(rng.standard_t(2, n)),
+    "wide range": lambda rng, n: 10.0 ** rng.uniform(-30, 30, n),
+    "tiny": lambda rng, n: rng.random(n) * 1e-300,  # all zero once rounded to float32
+    "one positive": lambda rng, n: np.eye(1, n, int(rng.integers(n)))[0] * rng.random(),
+    "ties": lambda rng, n: rng.integers(0, 3, n).astype(np.float64),
+}
+SIZES = [(1, 1), (3, 1), (1, 5), (16, 4), (256, 4), (5, 7), (100, 1), (2, 60)]  # (batch_size, m)
+
+
+def on_both_backends(fn: Callable[[], list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``fn()`` with numpy only, then with the numba kernels."""
+    results = []
+    for numba in (False, True):
+        laber_pkg.set_numba(numba)
+        try:
+            results.append(fn())
+        finally:
+            laber_pkg.set_numba(None)
+    return results[0], results[1]
+
+
+def assert_bitwise_equal(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert list(x) == list(y)
+        for key in x:
+            assert x[key].dtype == y[key].dtype and x[key].shape == y[key].shape, key
+            np.testing.assert_array_equal(x[key].view(np.uint8), y[key].view(np.uint8), err_msg=key)
+
+
+def three_calls(
+    cls: type, args: tuple[int, int], kwargs: dict[str, Any], p: np.ndarray, obs: np.ndarray
+) -> list[dict[str, Any]]:
+    laber = cls(*args, **kwargs)
+    return [laber(priorities=p, obs=obs) for _ in range(3)]
+
+
+@needs_numba
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("eps", [0.0, 1e-6, 0.5])
+def test_backends_give_identical_draws(cls: type, dtype: type, shuffle: bool, eps: float) -> None:
+    """Same seed, same indexes and weights (and extras) on both backends: for every variant, dtype, order, eps."""
+    rng = np.random.default_rng([cls.variant == "max", dtype == np.float32, shuffle, int(eps * 10)])
+    for batch_size, m in SIZES:
+        n = batch_size * m
+        for name, make in PRIORITY_KINDS.items():
+            p = make(rng, n).astype(dtype)
+            if eps == 0.0 and not p.any():
+                p[-1] = 1.0
+            obs = rng.random((n, 2))
+            seed = int(rng.integers(1 << 32))
+
+            sampler_args = (batch_size, m)
+            kwargs = {"eps": eps, "shuffle": shuffle, "rng": seed}
+            a, b = on_both_backends(partial(three_calls, cls, sampler_args, kwargs, p, obs))
+            try:
+                assert_bitwise_equal(a, b)
+            except AssertionError as exc:
+                raise AssertionError(f"batch_size={batch_size}, m={m}, priorities {name}") from exc
+            for out in a:
+                w = out["weights"]
+                assert w.dtype == (np.float32 if dtype == np.float32 else np.float64)
+                if not shuffle:
+                    assert (np.diff(out["indexes"]) >= 0).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("variant", ["mean", "lazy", "max"])
+def test_backends_agree_on_unusual_arrays(variant: str) -> None:
+    """Strided, read-only, big-endian, integer and float16 priorities, and the functional form with N % B != 0."""
+    rng = np.random.default_rng(17)
+    base = rng.random(200)
+    readonly = base[:100].astype(np.float32)
+    readonly.flags.writeable = False
+    cases = [
+        base[::2],
+        readonly,
+        base[:100].astype(">f8"),
+        rng.integers(0, 5, 100),
+        base[:100].astype(np.float16),
+    ]
+    for p in cases:
+
+        def run(p: np.ndarray = p) -> list[dict[str, Any]]:
+            gen = np.random.default_rng(3)
+            return [laber_subsample(p, 7, variant=variant, eps=0.1, rng=gen, shuffle=s) for s in (False, True)]
+
+        assert_bitwise_equal(*on_both_backends(run))
+
+
+@needs_numba
+def test_numba_backend_runs_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With numba enabled, native float32 and float64 priorities go through ``laber._kernels_laber``."""
+    import laber._kernels_laber as kernels
+
+    calls: list[object] = []
+    draw = kernels.draw
+
+    def counting_draw(*args: Any) -> None:
+        calls.append(args[0].dtype)
+        draw(*args)
+
+    monkeypatch.setattr(kernels, "draw", counting_draw)
+    sampler = LaBERmax(4, 2, rng=0)
+    try:
+        laber_pkg.set_numba(True)
+        for dtype in (np.float32, np.float64, np.float16, np.int32):
+            sampler(priorities=np.arange(1, 9).astype(dtype))
+        laber_pkg.set_numba(False)
+        sampler(priorities=np.ones(8))
+    finally:
+        laber_pkg.set_numba(None)
+    assert calls == [np.dtype(np.float32), np.dtype(np.float64)]
+
+
+@needs_numba
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_kernel_search_is_searchsorted_right_at_exact_ties(shuffle: bool) -> None:
+    """Uniforms landing exactly on prefix sums (and on zero-mass entries) give numpy's ``side="right"``."""
+    import laber._kernels_laber as kernels
+
+    p = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 2.0, 0.0])  # prefix sums 0 1 1 2 2 2 4 4
+    u = np.array([0.5, 0.0, 0.25, 0.75, 0.5, 0.0, 0.125, 0.999])
+    cdf = np.empty(p.size)
+    assert kernels.cumulate(p, 0.0, cdf) == 4.0
+    idx = np.empty(u.size, np.int64)
+    w = np.empty(u.size)
+    kernels.draw(p, 0.0, cdf, u.copy(), kernels.LAZY + (kernels.SHUFFLE if shuffle else 0), idx, w)
+    expected = np.cumsum(p).searchsorted(u * 4.0, side="right")
+    np.testing.assert_array_equal(idx, expected if shuffle else np.sort(expected))
+    np.testing.assert_array_equal(w, 1.0 / p[idx])

@@ -26,6 +26,14 @@ allowed, priorities are detached) give torch results on the same device, compute
 default on accelerators, without a host synchronisation. numpy arrays, lists and objects with ``__array__``
 (TF eager tensors, JAX arrays) give numpy results. Weights are float32 for 16- and 32-bit float priorities
 and float64 otherwise; ``indexes`` are int64.
+
+The numpy draw is an exact inverse-CDF search in float64: ``cdf`` is the running sum of ``q`` (left to right),
+``B`` uniforms ``u`` from the object's ``numpy.random.Generator`` (sorted unless ``shuffle=True``) are scaled by
+``sum(q) = cdf[-1]`` and located with ``searchsorted(cdf, u * sum(q), side="right")``; ``mean(q)`` is
+``cdf[-1] / N``. With numba installed (the ``fast`` extra; see ``laber.set_numba``), native float32 and float64
+numpy priorities (and CPU tensors of those dtypes) take the same draw compiled (``laber._kernels_laber``): one
+pass checks the values and sums them, a second searches the uniforms and computes the weights. Both paths do
+the same float64 operations, so the same seed gives the same indexes and weights, bit for bit (tested).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+from laber import _accel
 from laber._validation import (
     RngLike,
     as_generator,
@@ -58,6 +67,9 @@ _INF = float("inf")
 _MIN = np.minimum.reduce
 _ACCUMULATE = np.add.accumulate  # the prefix sum of q.cumsum(), with less dispatch
 _INTP_IS_INT64 = np.dtype(np.intp) == np.dtype(np.int64)
+# Priority dtypes the numba kernels take (native byte order only: a dtype compares equal to its own byte order),
+# mapped to the weights' dtype.
+_KERNEL_WEIGHTS: dict[np.dtype[Any], np.dtype[Any]] = {np.dtype(t): np.dtype(t) for t in (np.float32, np.float64)}
 
 
 def _torch_module() -> Any:
@@ -145,8 +157,22 @@ def _numpy_priorities(priorities: Any, n: int | None) -> np.ndarray:
 def _draw_numpy(
     p: np.ndarray, batch_size: int, opts: _Options, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    size = p.shape[0]
     eps = opts.eps
+    k = _accel.kernels("laber")
+    if k is not None:
+        kernel_w_dtype = _KERNEL_WEIGHTS.get(p.dtype)
+        if kernel_w_dtype is not None:
+            # The same draw compiled (laber._kernels_laber): one pass checks the values and sums, the uniforms
+            # are drawn here (only once the values are known good), a second pass searches and weights.
+            cdf = np.empty(p.shape[0])
+            total = k.cumulate(p, eps, cdf)
+            if not 0.0 < total < _INF:
+                raise ValueError(_bad_priorities_message(p, eps))
+            idx = np.empty(batch_size, np.int64)
+            w = np.empty(batch_size, kernel_w_dtype)
+            k.draw(p, eps, cdf, rng.random(batch_size), opts.mode, idx, w)
+            return idx, w
+    size = p.shape[0]
     q = np.add(p, eps, dtype=np.float64) if eps else p.astype(np.float64)
     cdf = _ACCUMULATE(q)  # (bad input may warn of an overflow here; it is reported below as a ValueError)
     total = cdf.item(-1)
@@ -251,6 +277,7 @@ class _Options:
     eps: float
     check_values: bool | None
     shuffle: bool
+    mode: int  # for the numba kernels: the variant's position in _VARIANTS, plus 4 with shuffle
 
     @classmethod
     def checked(cls, variant: str, eps: object, check_values: object, shuffle: object) -> _Options:
@@ -260,7 +287,8 @@ class _Options:
             raise TypeError(f"check_values must be None, True or False, got check_values={check_values!r}")
         if not isinstance(shuffle, bool):
             raise TypeError(f"shuffle must be True or False, got shuffle={shuffle!r}")
-        return cls(variant, check_nonnegative_float(eps, "eps"), check_values, shuffle)
+        mode = _VARIANTS.index(variant) + (4 if shuffle else 0)
+        return cls(variant, check_nonnegative_float(eps, "eps"), check_values, shuffle, mode)
 
 
 def _subsample(
@@ -381,6 +409,9 @@ class _LaBER:
         if type(p) is np.ndarray and p.ndim == 1 and p.shape[0] == n and p.dtype.kind in "fiu":
             # Fast path for the common call (numpy priorities and extras); anything unusual takes the general
             # path below, which owns the conversions and error messages. Validation still precedes the draw.
+            if not arrays:
+                idx, w = _draw_numpy(p, self._batch_size, self._opts, self._rng)
+                return {"weights": w, "indexes": idx}
             for key, value in arrays.items():
                 if type(value) is not np.ndarray or not value.ndim or value.shape[0] != n or key in _RESERVED:
                     break
@@ -413,6 +444,9 @@ class LaBERmean(_LaBER):
     Draws ``B`` positions i.i.d. with ``P_j = q_j / sum(q)``, ``q = priorities + eps``, and returns weights
     ``w_j = mean(q) / q_j = 1 / (N P_j)`` (``N = m B``), so that ``E[mean_b w_b f_{j_b}] = mean_k f_k``:
     the weighted sub-batch loss is an unbiased estimate of the large batch's mean loss.
+
+    On numpy input the draw runs as a compiled numba kernel when numba is installed (``laber.set_numba``), with
+    the same results as the numpy implementation.
 
     Args:
         batch_size: ``B``, the output batch size (a positive int).
