@@ -1,7 +1,9 @@
 """LaBER sub-sampling, side by side with cpprb 11.0.0: ``LaBERmean(256, m=4)`` on float32 numpy priorities.
 
 Run: ``python benchmarks/bench_laber.py`` (or ``make bench``). Prints microseconds per call and speed-ups,
-each table timed round-robin in one process (see ``_timing.py``).
+each table timed round-robin in one process (see ``_timing.py``). laber is timed twice when numba is installed:
+"numba" with its compiled kernels (``laber.set_numba(True)``), "numpy" with numpy only (``set_numba(False)``
+around each call, which costs about 0.2 us).
 """
 
 from __future__ import annotations
@@ -11,11 +13,31 @@ from collections.abc import Callable
 import numpy as np
 
 from _timing import interleaved, report
-from laber import LaBERlazy, LaBERmax, LaBERmean
+from laber import LaBERlazy, LaBERmax, LaBERmean, set_numba
 
 B, M = 256, 4
 N = B * M
 CPPRB = "cpprb 11.0.0 LaBERmean"
+
+
+def _numba_available() -> bool:
+    try:
+        set_numba(True)
+    except ModuleNotFoundError:
+        print("numba is not installed (pip install 'laber[fast]'): laber with numpy only")
+        return False
+    return True
+
+
+def _numpy_only(fn: Callable[[], object]) -> Callable[[], object]:
+    def run() -> object:
+        set_numba(False)
+        try:
+            return fn()
+        finally:
+            set_numba(True)
+
+    return run
 
 
 def _extras(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -60,18 +82,32 @@ def main() -> None:
         import cpprb
 
         theirs = cpprb.LaBERmean(B, M)
+        their_lazy, their_max = cpprb.LaBERlazy(B, M), cpprb.LaBERmax(B, M)
         fns[CPPRB] = lambda: theirs(priorities=p())
+        fns["cpprb 11.0.0 LaBERlazy"] = lambda: their_lazy(priorities=p())
+        fns["cpprb 11.0.0 LaBERmax"] = lambda: their_max(priorities=p())
         fns_x[CPPRB] = lambda: theirs(priorities=p(), **extras)
+        fns_x["cpprb 11.0.0 LaBERlazy"] = lambda: their_lazy(priorities=p(), **extras)
+        fns_x["cpprb 11.0.0 LaBERmax"] = lambda: their_max(priorities=p(), **extras)
         fns_h[CPPRB] = lambda: theirs(priorities=h())
     except ImportError:
         print("cpprb is not installed (pip install cpprb==11.0.0): laber alone")
-    fns["laber LaBERmean"] = lambda: ours(priorities=p())
-    fns["laber LaBERlazy"] = lambda: lazy(priorities=p())
-    fns["laber LaBERmax"] = lambda: mx(priorities=p())
-    fns["laber LaBERmean shuffle=True"] = lambda: shuffled(priorities=p())
+
+    def both(table: dict[str, Callable[[], object]], name: str, fn: Callable[[], object]) -> None:
+        if numba:
+            table[f"laber {name} (numba)"] = fn
+        table[f"laber {name} (numpy)"] = _numpy_only(fn) if numba else fn
+
+    numba = _numba_available()
+    both(fns, "LaBERmean", lambda: ours(priorities=p()))
+    both(fns, "LaBERlazy", lambda: lazy(priorities=p()))
+    both(fns, "LaBERmax", lambda: mx(priorities=p()))
+    both(fns, "LaBERmean shuffle=True", lambda: shuffled(priorities=p()))
     fns["numpy floor: cumsum + searchsorted"] = floor
-    fns_x["laber LaBERmean"] = lambda: ours(priorities=p(), **extras)
-    fns_h["laber LaBERmean"] = lambda: ours(priorities=h())
+    both(fns_x, "LaBERmean", lambda: ours(priorities=p(), **extras))
+    both(fns_x, "LaBERlazy", lambda: lazy(priorities=p(), **extras))
+    both(fns_x, "LaBERmax", lambda: mx(priorities=p(), **extras))
+    both(fns_h, "LaBERmean", lambda: ours(priorities=h()))
 
     _table(f"Sub-sample B={B} of m*B={N} float32 priorities, uniform(0, 1)", fns, CPPRB)
     _table("... with five extra arrays (obs, act, rew, next_obs, done)", fns_x, CPPRB)
@@ -87,7 +123,7 @@ def main() -> None:
     bf = [x.to(torch.bfloat16) for x in tprios]
     tb = cycle(bf)  # type: ignore[arg-type]
     _table(
-        "torch tensors on the CPU",
+        "torch tensors on the CPU (numba when installed)",
         {
             "laber LaBERmean, numpy float32": lambda: ours(priorities=p()),
             "laber LaBERmean, torch float32 (numpy view)": lambda: ours(priorities=tp()),
