@@ -456,8 +456,9 @@ class LaBERmean(_LaBER):
             torch paths alike).
         shuffle: the order of the ``B`` draws. ``False`` (default) returns them in ascending order of
             ``indexes``: the same multiset as an i.i.d. draw (a minibatch loss, a mean, is blind to order),
-            found by one forward walk of the CDF instead of ``B`` binary searches, and friendlier to the caches
-            of the gathers that follow. ``True`` returns them in draw order, an exchangeable i.i.d. sequence,
+            found by one forward walk of the CDF instead of ``B`` binary searches (numpy; the numba kernel
+            sorts the found positions instead, with the same result), and friendlier to the caches of the
+            gathers that follow. ``True`` returns them in draw order, an exchangeable i.i.d. sequence,
             for code that slices the batch. For the same seed both give the same multiset.
         check_values: check priorities for NaN, inf, negative and all-zero values. ``None`` (default) checks
             wherever it costs no device synchronisation (numpy input and CPU tensors) and skips it for
