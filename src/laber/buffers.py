@@ -264,26 +264,20 @@ class ReplayBuffer:
         indices = (start + np.arange(rows, dtype=np.int64)) % size
         where: slice | np.ndarray = slice(start, start + rows) if contiguous else indices
         previous = None
+        stacks: dict[str, np.ndarray] = {}
         if stack is not None:
             stack_col = self._cols[STACK_LINK]
             previous = stack.before_write(start, rows, self._stored, stack_col, self._cols)
+            stacks = {n: np.asarray(arrays[n], dtype=f.dtype).reshape(rows, *f.shape) for n, f in stack.fields.items()}
         if links is not None:
             link_col = self._cols[LINK]
             links.before_write(indices[indices < self._stored], link_col)  # rows that hold data now
         for name, col in self._cols.items():
             if name in (LINK, STACK_LINK):
                 continue
-            if stack is not None and name in stack.fields:
-                col[where] = np.asarray(arrays[name], dtype=col.dtype).reshape(rows, *stack.fields[name].shape)[..., -1]
-            else:
-                col[where] = arrays[name]
+            col[where] = stacks[name][..., -1] if name in stacks else arrays[name]  # stacks: the newest frame
         if stack is not None:
-            stack.after_write(
-                indices,
-                stack_col,
-                {n: np.asarray(arrays[n], dtype=f.dtype).reshape(rows, *f.shape) for n, f in stack.fields.items()},
-                previous,
-            )
+            stack.after_write(indices, stack_col, stacks, previous)
         if links is not None:
             steps = arrays.get(STEPS)
             links.after_write(
