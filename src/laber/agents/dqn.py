@@ -34,8 +34,11 @@ Arms (``ARMS``), with ``B`` the batch size and ``m`` LaBER's multiplier:
 * ``per-laber``: the paper's combination: the ``m*B`` rows are drawn from the prioritized buffer, sub-sampled by
   LaBER, weighted by the product of the PER and LaBER weights, and all ``m*B`` priorities are written back.
 
-The large batch goes through the network once, with gradients; only the ``B`` sub-sampled rows enter the loss,
-which gives the same gradient as a second pass on the sub-batch for one forward pass less.
+For the large-batch LaBER arms, the ``m*B`` rows go through the networks once without gradients (the online network
+on states and next states in one pass, the target network on next states), which gives the targets and surrogate
+priorities of the whole large batch; the gradient pass then runs on the ``B`` sub-sampled rows only. (A single
+pass with gradients over the large batch gives the same gradient but was measured slower: its backward pass runs
+over all ``m*B`` rows.)
 
 One ``seed`` controls everything: ``numpy.random.SeedSequence(seed).spawn`` gives independent streams for the
 network's initialisation, the training environment, the evaluation environments, the buffer, the LaBER
@@ -206,35 +209,21 @@ def _seeds(seed: int) -> _Seeds:
 
 
 # ----------------------------------------------------------------------------------------------- samplers
-def _surrogate(loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def _surrogate(loss: str) -> Callable[[np.ndarray], np.ndarray]:
     """LaBER's surrogate priority ``|dl/dq|``: ``min(|delta|, 1)`` for Huber, ``|delta|`` for MSE."""
     if loss == "huber":
-        return lambda td: td.abs().clamp_(max=1.0)
-    return lambda td: td.abs()
-
-
-def _laber_draw(sampler: Any, priorities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """LaBER sub-sample positions and weights as torch tensors.
-
-    On a CPU the numpy path of the sub-sampler is taken (a zero-copy view of the priorities): for these batch
-    sizes it costs about half the torch path's dispatch overhead. On an accelerator the tensors stay where they are.
-    """
-    import torch
-
-    if priorities.device.type == "cpu":
-        out = sampler(priorities=priorities.numpy())
-        return torch.from_numpy(out["indexes"]), torch.from_numpy(out["weights"])
-    out = sampler(priorities=priorities)
-    return out["indexes"], out["weights"]
+        return lambda td: np.minimum(np.abs(td), 1.0)
+    return np.abs
 
 
 class _Uniform:
     """``uniform`` and ``uniform-large``: the drawn batch is the training batch, unweighted.
 
-    The sampler protocol: ``draw`` returns the buffer's batch; ``select(td, batch)`` returns the positions (in the
-    drawn batch) that enter the loss, or None for all, and the loss weights, or None; ``feedback`` sees the TD
-    errors of the drawn rows. With ``prescore`` True, ``select`` and ``feedback`` see the TD errors of the whole
-    drawn batch before the gradient pass (LaBER); otherwise after it, for the rows that entered the loss.
+    The sampler protocol, on host (numpy) arrays: ``draw`` returns the buffer's batch; ``select(td, batch)``
+    returns the positions (in the drawn batch) that enter the loss, or None for all, and the loss weights
+    (float32), or None; ``feedback`` sees the TD errors of the drawn rows. With ``prescore`` True, ``select`` and
+    ``feedback`` see the TD errors of the whole drawn batch before the gradient pass (LaBER); otherwise after it,
+    for the rows that entered the loss.
     """
 
     prescore = False
@@ -246,10 +235,10 @@ class _Uniform:
     def draw(self, progress: float) -> dict[str, np.ndarray]:
         return self.buffer.sample(self.size)  # type: ignore[no-any-return]
 
-    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
         return None, None
 
-    def feedback(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> None:
+    def feedback(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> None:
         return None
 
 
@@ -267,8 +256,9 @@ class _LaBER(_Uniform):
         self.laber = cls(config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber))
         self.surrogate = _surrogate(config.loss)
 
-    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        return _laber_draw(self.laber, self.surrogate(td))
+    def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        out = self.laber(priorities=self.surrogate(td))
+        return out["indexes"], out["weights"]
 
 
 class _PER(_Uniform):
@@ -284,13 +274,11 @@ class _PER(_Uniform):
     def draw(self, progress: float) -> dict[str, np.ndarray]:
         return self.buffer.sample(self.size, beta=self.beta(progress))  # type: ignore[no-any-return]
 
-    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        import torch
+    def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return None, np.asarray(batch["weights"], dtype=np.float32).reshape(-1)
 
-        return None, torch.from_numpy(np.asarray(batch["weights"], dtype=np.float32).reshape(-1))
-
-    def feedback(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> None:
-        self.buffer.update_priorities(batch["indexes"], td.abs().numpy().astype(np.float64))
+    def feedback(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> None:
+        self.buffer.update_priorities(batch["indexes"], np.abs(td, dtype=np.float64))
 
 
 class _PERLaBER(_PER):
@@ -308,11 +296,11 @@ class _PERLaBER(_PER):
         )
         self.surrogate = _surrogate(config.loss)
 
-    def select(self, td: torch.Tensor, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        per_weights = super().select(td, batch)[1]
-        assert per_weights is not None  # for mypy: _PER.select always returns weights
-        indexes, weights = _laber_draw(self.laber, self.surrogate(td))
-        return indexes, weights * per_weights[indexes]
+    def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        out = self.laber(priorities=self.surrogate(td))
+        positions = out["indexes"]
+        per_weights = np.asarray(batch["weights"], dtype=np.float32).reshape(-1)
+        return positions, out["weights"] * per_weights.take(positions)
 
 
 def _buffer_class(name: str) -> Any:
@@ -386,7 +374,7 @@ def double_dqn_target(
     ``(n,)``. van Hasselt, Guez, Silver, AAAI 2016, arXiv:1509.06461.
     """
     best = q_online_next.argmax(1, keepdim=True)
-    return rew + discount * not_done * q_target_next.gather(1, best).view(-1)
+    return rew.addcmul(not_done * discount, q_target_next.gather(1, best).view(-1))
 
 
 def _forward(torch: Any, layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
@@ -431,12 +419,12 @@ class _Learner:
         return _forward(self.torch, self.target_layers, x)
 
     def act(self, obs: np.ndarray) -> int:
-        with self.torch.no_grad():
+        with self.torch.inference_mode():
             q = self.q_online(self.torch.from_numpy(np.asarray(obs, dtype=np.float32)).unsqueeze(0))
         return int(q.argmax())
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        with self.torch.no_grad():
+        with self.torch.inference_mode():
             q = self.q_online(self.torch.from_numpy(np.asarray(obs, dtype=np.float32)))
         return np.asarray(q.argmax(1).numpy())
 
@@ -446,41 +434,50 @@ class _Learner:
     def update(self, progress: float) -> float:
         """One gradient step on a batch from the sampler; returns the loss.
 
-        Targets (and, for the LaBER arms, the surrogate priorities of the whole large batch) are computed without
-        gradients; the gradient pass runs on the ``B`` rows that enter the loss only.
+        Targets (and, for the LaBER arms, the surrogate priorities of the whole large batch, with one forward pass
+        of the online network over its states and next states together) are computed without gradients; the
+        gradient pass runs on the ``B`` rows that enter the loss only. Row selection and the loss weights work on
+        host arrays: for batches of this size a numpy call costs a fraction of a torch call's dispatch.
         """
         torch = self.torch
         sampler = self.sampler
         batch = sampler.draw(progress)
-        obs = torch.from_numpy(batch["obs"])
-        next_obs = torch.from_numpy(batch["next_obs"])
+        obs, next_obs = batch["obs"], batch["next_obs"]
         n = obs.shape[0]
-        act = torch.from_numpy(batch["act"]).view(n, 1).long()
+        act = np.asarray(batch["act"]).reshape(n, 1).astype(np.int64, copy=False)
         discount = batch.get("discount")
-        gamma_k: Any = torch.from_numpy(discount).view(n).float() if discount is not None else self.default_discount
-        with torch.no_grad():
-            not_done = 1.0 - torch.from_numpy(batch["done"]).view(n)
+        gamma_k: Any = (
+            torch.from_numpy(np.asarray(discount, dtype=np.float32).reshape(n))
+            if discount is not None
+            else self.default_discount
+        )
+        not_done = torch.from_numpy(1.0 - np.asarray(batch["done"], dtype=np.float32).reshape(n))
+        rew = torch.from_numpy(np.asarray(batch["rew"], dtype=np.float32).reshape(n))
+        next_states = torch.from_numpy(next_obs)
+        with torch.inference_mode():
             if sampler.prescore:
-                q_both = self.q_online(torch.cat((obs, next_obs)))
-                q_sa_all = q_both[:n].gather(1, act).view(n)
+                q_both = self.q_online(torch.from_numpy(np.concatenate((obs, next_obs))))
                 q_online_next = q_both[n:]
             else:
-                q_online_next = self.q_online(next_obs)
-            rew = torch.from_numpy(batch["rew"]).view(n)
-            y = double_dqn_target(q_online_next, self.q_target(next_obs), rew, gamma_k, not_done)
+                q_online_next = self.q_online(next_states)
+            y = double_dqn_target(q_online_next, self.q_target(next_states), rew, gamma_k, not_done).numpy()
             if sampler.prescore:
-                td_all = y - q_sa_all
-                positions, weights = sampler.select(td_all, batch)
-                sampler.feedback(td_all, batch)
-                if positions is not None:
-                    obs, act, y = obs[positions], act[positions], y[positions]
-        q_sa = self.q_online(obs).gather(1, act).view(-1)
-        losses = self.loss_fn(q_sa, y)
+                q_sa_all = q_both[:n].gather(1, torch.from_numpy(act)).view(n).numpy()
+        weights: np.ndarray | None = None
+        if sampler.prescore:
+            td = y - q_sa_all
+            positions, weights = sampler.select(td, batch)
+            sampler.feedback(td, batch)
+            if positions is not None:
+                obs, act, y = obs.take(positions, 0), act.take(positions, 0), y.take(positions)
+        q_sa = self.q_online(torch.from_numpy(obs)).gather(1, torch.from_numpy(act)).view(-1)
+        losses = self.loss_fn(q_sa, torch.from_numpy(y))
         if not sampler.prescore:
-            td = y - q_sa.detach()
+            td = y - q_sa.detach().numpy()
             weights = sampler.select(td, batch)[1]
             sampler.feedback(td, batch)
-        loss = (losses * weights).mean() if weights is not None else losses.mean()
+        # mean_b w_b l_b as one dot product (one autograd node instead of a product and a mean)
+        loss = losses.mean() if weights is None else torch.dot(losses, torch.from_numpy(weights)) / losses.shape[0]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
