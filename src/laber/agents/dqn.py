@@ -476,8 +476,8 @@ class _Learner:
             td = y - q_sa.detach().numpy()
             weights = sampler.select(td, batch)[1]
             sampler.feedback(td, batch)
-        # mean_b w_b l_b as one dot product (one autograd node instead of a product and a mean)
-        loss = losses.mean() if weights is None else torch.dot(losses, torch.from_numpy(weights)) / losses.shape[0]
+        # mean_b w_b l_b as one dot product with w / B (one autograd node instead of a product and a mean)
+        loss = losses.mean() if weights is None else torch.dot(losses, torch.from_numpy(weights / len(weights)))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
