@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch
-EXTRAS ?= dev,torch,gym,plot,progress,fast
+EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 

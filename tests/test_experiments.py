@@ -100,7 +100,17 @@ def test_execute_writes_every_output_atomically(tmp_path: Path, buffers: None, a
     except ImportError:
         assert not (out / "tb").exists() and info["tensorboard"] is False
     else:
-        assert any((out / "tb").glob("events.out.tfevents.*")) and info["tensorboard"] is True
+        assert info["tensorboard"] is True
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        (events,) = (out / "tb").glob("events.out.tfevents.*")
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        logged = [(e.step, e.value) for e in acc.Scalars("eval/return")]
+        assert [s for s, _ in logged] == [0, 80, 160, 240]
+        np.testing.assert_allclose([v for _, v in logged], [float(r[1]) for r in rows[1:]], rtol=1e-6)
+        n_episodes = len((out / "episodes.csv").read_text().splitlines()) - 1
+        assert len(acc.Scalars("train/episode_return")) == n_episodes > 0
     record = load_run(out)
     assert record.config == short(arm)
     np.testing.assert_array_equal(record.steps, [0, 80, 160, 240])
