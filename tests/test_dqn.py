@@ -205,6 +205,41 @@ def test_laber_sampler_returns_positions_in_the_large_batch() -> None:
     np.testing.assert_allclose(weights, prio.mean() / prio[positions], rtol=1e-6)
 
 
+def test_per_laber_weights_are_laber_weights_times_per_weights() -> None:
+    config = DQNConfig(arm="per-laber", batch_size=8, m=4)
+    sampler = dqn._make_sampler(config, None, dqn._seeds(0))
+    rng = np.random.default_rng(1)
+    td = rng.normal(scale=2.0, size=32).astype(np.float32)
+    per_weights = rng.uniform(0.1, 1.0, size=(32, 1)).astype(np.float32)
+    positions, weights = sampler.select(td, {"weights": per_weights})
+    import laber
+
+    reference = laber.LaBERmean(8, 4, eps=config.laber_eps, rng=np.random.default_rng(dqn._seeds(0).laber))
+    expected = reference(priorities=np.minimum(np.abs(td), 1.0))
+    assert positions is not None and weights is not None
+    np.testing.assert_array_equal(positions, expected["indexes"])
+    assert weights.dtype == np.float32
+    np.testing.assert_array_equal(weights, expected["weights"] * per_weights.reshape(-1)[positions])
+
+
+@pytest.mark.parametrize("arm", ["per", "per-laber"])
+def test_per_feedback_writes_abs_td_of_every_drawn_row(arm: str) -> None:
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+
+    class Recorder:
+        def update_priorities(self, indexes: np.ndarray, priorities: np.ndarray) -> None:
+            calls.append((indexes, priorities))
+
+    sampler = dqn._make_sampler(DQNConfig(arm=arm, batch_size=8, m=4), Recorder(), dqn._seeds(0))
+    td = np.linspace(-3.0, 3.0, 32, dtype=np.float32)
+    rows = np.arange(100, 132)
+    sampler.feedback(td, {"indexes": rows})
+    ((indexes, priorities),) = calls
+    np.testing.assert_array_equal(indexes, rows)
+    assert priorities.dtype == np.float64
+    np.testing.assert_array_equal(priorities, np.abs(td.astype(np.float64)))
+
+
 # ------------------------------------------------------------------------------------- runs
 @pytest.mark.parametrize("arm", ARMS)
 def test_every_arm_trains_and_evaluates(arm: str) -> None:

@@ -262,7 +262,10 @@ class _LaBER(_Uniform):
 
 
 class _PER(_Uniform):
-    """``per``: prioritized sampling with importance weights; priorities set to ``|delta|`` after the update."""
+    """``per``: prioritized sampling with importance weights; the drawn rows' priorities set to their ``|delta|``.
+
+    The TD errors are those of the network before the update's optimiser step (the ones its loss used).
+    """
 
     def __init__(self, buffer: Any, config: DQNConfig) -> None:
         super().__init__(buffer, config.batch_size)
@@ -297,9 +300,10 @@ class _PERLaBER(_PER):
         self.surrogate = _surrogate(config.loss)
 
     def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        per_weights = super().select(td, batch)[1]
+        assert per_weights is not None  # for mypy: _PER.select always returns weights
         out = self.laber(priorities=self.surrogate(td))
         positions = out["indexes"]
-        per_weights = np.asarray(batch["weights"], dtype=np.float32).reshape(-1)
         return positions, out["weights"] * per_weights.take(positions)
 
 
@@ -454,17 +458,17 @@ class _Learner:
         not_done = torch.from_numpy(1.0 - np.asarray(batch["done"], dtype=np.float32).reshape(n))
         rew = torch.from_numpy(np.asarray(batch["rew"], dtype=np.float32).reshape(n))
         next_states = torch.from_numpy(next_obs)
+        q_sa_all: np.ndarray | None = None  # Q_online(s, a) of every drawn row, for the pre-scoring arms
         with torch.inference_mode():
             if sampler.prescore:
                 q_both = self.q_online(torch.from_numpy(np.concatenate((obs, next_obs))))
+                q_sa_all = q_both[:n].gather(1, torch.from_numpy(act)).view(n).numpy()
                 q_online_next = q_both[n:]
             else:
                 q_online_next = self.q_online(next_states)
             y = double_dqn_target(q_online_next, self.q_target(next_states), rew, gamma_k, not_done).numpy()
-            if sampler.prescore:
-                q_sa_all = q_both[:n].gather(1, torch.from_numpy(act)).view(n).numpy()
         weights: np.ndarray | None = None
-        if sampler.prescore:
+        if q_sa_all is not None:
             td = y - q_sa_all
             positions, weights = sampler.select(td, batch)
             sampler.feedback(td, batch)
