@@ -4,11 +4,12 @@ An update is everything between two environment steps of training: drawing from 
 LaBER's surrogate priorities and sub-sampling (large-batch arms), the forward and backward passes and the Adam
 step; torch runs on one thread. The goal of the project: ``laber-mean`` at most 1.3x ``uniform``. The
 ``uniform-large`` row (plain uniform sampling of m*B rows) shows how much of LaBER's cost is the larger batch
-through the network rather than the sub-sampling. The two "no-grad forwards" rows time the forward passes alone
-that uniform and a LaBER arm need before the gradient pass (online and target network on B next states, against
-the online network on 2*m*B states and next states and the target network on m*B next states); uniform's time
-plus their difference is the floor of any large-batch arm on this machine, since that compute runs at the
-matrix-multiply throughput of one core.
+through the network rather than the sub-sampling. The last row,
+"large draw and scoring, no LaBER", draws and scores the ``m*B`` rows exactly as a LaBER arm does (targets and TD
+errors of all of them, from the online network on their states and next states together and the target network
+on their next states) and then trains on the first ``B`` of them, unweighted: everything but LaBER's draw and
+weights. It is the floor of any arm that scores the large batch with the current network; ``laber-mean`` minus
+that row is the cost of LaBER itself.
 
 Run: ``python benchmarks/bench_dqn.py`` (or ``make bench``).
 """
@@ -16,10 +17,25 @@ Run: ``python benchmarks/bench_dqn.py`` (or ``make bench``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from _timing import interleaved, report
+
+FLOOR = "large draw and scoring, no LaBER"
+
+
+def _fill(buffer: Any, rng: np.random.Generator) -> None:
+    """20 episodes of 1000 steps: 20k transitions, added in chunks."""
+    for _ in range(20):
+        n = 1000
+        obs = rng.normal(size=(n + 1, 4)).astype(np.float32)
+        done = np.zeros((n, 1), np.float32)
+        done[-1] = 1.0
+        act = rng.integers(0, 2, (n, 1))
+        buffer.add(obs=obs[:-1], act=act, rew=np.ones((n, 1), np.float32), next_obs=obs[1:], done=done)
+        buffer.on_episode_end()
 
 
 def main() -> None:
@@ -42,43 +58,37 @@ def main() -> None:
         except ImportError as exc:
             print(f"{arm}: skipped ({exc})")
             continue
-        for _ in range(20):  # 20 episodes of 1000 steps: 20k transitions, added in chunks
-            n = 1000
-            obs = rng.normal(size=(n + 1, 4)).astype(np.float32)
-            done = np.zeros((n, 1), np.float32)
-            done[-1] = 1.0
-            act = rng.integers(0, 2, (n, 1))
-            buffer.add(obs=obs[:-1], act=act, rew=np.ones((n, 1), np.float32), next_obs=obs[1:], done=done)
-            buffer.on_episode_end()
+        _fill(buffer, rng)
         learner = dqn._Learner(config, 4, 2, dqn._make_sampler(config, buffer, seeds))
         learners[arm] = learner
         fns[arm] = lambda learner=learner: learner.update(0.5)
     if "uniform" not in fns:
         return
-    # The no-grad forward passes of an update: uniform runs the online and the target network on the B next
-    # states; a LaBER arm runs the online network on the m*B states and next states together and the target
-    # network on the m*B next states. Their difference is the compute LaBER cannot avoid.
-    net = next(iter(learners.values()))
-    small, large = torch.zeros(64, 4), torch.zeros(4 * 64, 4)
-    both = torch.zeros(2 * 4 * 64, 4)
+    # LaBER's work without LaBER: the large batch drawn and scored like a LaBER arm (the online network on the
+    # m*B states and next states together, the target network on the m*B next states), then its first B rows, a
+    # uniform sub-batch, trained on unweighted. No arm that scores m*B rows with the current network can be faster.
+    config = dqn.DQNConfig(arm="uniform", batch_size=64, m=4, hidden=(64, 64))
+    seeds = dqn._seeds(0)
+    buffer = dqn._make_buffer(config, (4,), seeds)
+    _fill(buffer, rng)
+    first = np.arange(config.batch_size)
 
-    def forwards(online: torch.Tensor, target: torch.Tensor) -> None:
-        with torch.inference_mode():
-            net.q_online(online)
-            net.q_target(target)
+    class _ScoredFirstRows(dqn._Uniform):
+        prescore = True
 
-    fns["no-grad forwards, uniform"] = lambda: forwards(small, small)
-    fns["no-grad forwards, laber"] = lambda: forwards(both, large)
+        def select(self, td: Any, batch: Any) -> tuple[np.ndarray, None]:
+            return first, None
+
+    floor = dqn._Learner(config, 4, 2, _ScoredFirstRows(buffer, config.m * config.batch_size))
+    fns[FLOOR] = lambda: floor.update(0.5)
     times = interleaved(fns, number=100, repeat=7)
     report("DQN update, CartPole shapes, batch 64, m = 4, MLP 64x64, 1 torch thread", list(times.items()), "uniform")
     print("\n  time per update relative to uniform:")
-    for arm in learners:
-        print(f"  {arm:<16}{times[arm] / times['uniform']:>6.2f}x")
-    extra = times["no-grad forwards, laber"] - times["no-grad forwards, uniform"]
-    print(
-        f"\n  LaBER's extra forward compute alone: {extra:.1f} us, a floor of "
-        f"{(times['uniform'] + extra) / times['uniform']:.2f}x uniform for any large-batch arm"
-    )
+    for name in fns:
+        print(f"  {name:<34}{times[name] / times['uniform']:>6.2f}x")
+    if "laber-mean" in times:
+        own = times["laber-mean"] - times[FLOOR]
+        print(f"\n  laber-mean's sub-sampling, weights and row selection: {own:.1f} us ({own / times['uniform']:.2f}x)")
 
 
 if __name__ == "__main__":
