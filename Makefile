@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 # The main job, small: every arm (uniform, PER, the LaBER variants) on CartPole-v1, 3 seeds of 20k steps each
-# with the agent's default settings (about 3 minutes on 2 cores).
+# with the agent's default settings (about 2 minutes on 2 cores).
 DEMO_ARMS ?= uniform,uniform-large,per,laber-mean,laber-lazy,laber-max,per-laber
 demo: $(STAMP)
 	rm -rf runs/demo

@@ -26,8 +26,9 @@ from _timing import interleaved, report
 FLOOR = "large draw and scoring, no LaBER"
 
 
-def _fill(buffer: Any, rng: np.random.Generator) -> None:
-    """20 episodes of 1000 steps: 20k transitions, added in chunks."""
+def _filled_buffer(dqn: Any, config: Any, seeds: Any, rng: np.random.Generator) -> Any:
+    """The arm's buffer holding 20 episodes of 1000 steps: 20k transitions, added in chunks."""
+    buffer = dqn._make_buffer(config, (4,), seeds)
     for _ in range(20):
         n = 1000
         obs = rng.normal(size=(n + 1, 4)).astype(np.float32)
@@ -36,6 +37,7 @@ def _fill(buffer: Any, rng: np.random.Generator) -> None:
         act = rng.integers(0, 2, (n, 1))
         buffer.add(obs=obs[:-1], act=act, rew=np.ones((n, 1), np.float32), next_obs=obs[1:], done=done)
         buffer.on_episode_end()
+    return buffer
 
 
 def main() -> None:
@@ -49,18 +51,15 @@ def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     fns: dict[str, Callable[[], object]] = {}
-    learners: dict[str, dqn._Learner] = {}
     for arm in dqn.ARMS:
         config = dqn.DQNConfig(arm=arm, batch_size=64, m=4, hidden=(64, 64))
         seeds = dqn._seeds(0)
         try:
-            buffer = dqn._make_buffer(config, (4,), seeds)
+            buffer = _filled_buffer(dqn, config, seeds, rng)
         except ImportError as exc:
             print(f"{arm}: skipped ({exc})")
             continue
-        _fill(buffer, rng)
         learner = dqn._Learner(config, 4, 2, dqn._make_sampler(config, buffer, seeds))
-        learners[arm] = learner
         fns[arm] = lambda learner=learner: learner.update(0.5)
     if "uniform" not in fns:
         return
@@ -68,9 +67,7 @@ def main() -> None:
     # m*B states and next states together, the target network on the m*B next states), then its first B rows, a
     # uniform sub-batch, trained on unweighted. No arm that scores m*B rows with the current network can be faster.
     config = dqn.DQNConfig(arm="uniform", batch_size=64, m=4, hidden=(64, 64))
-    seeds = dqn._seeds(0)
-    buffer = dqn._make_buffer(config, (4,), seeds)
-    _fill(buffer, rng)
+    buffer = _filled_buffer(dqn, config, dqn._seeds(0), rng)
     first = np.arange(config.batch_size)
 
     class _ScoredFirstRows(dqn._Uniform):

@@ -216,6 +216,24 @@ def _surrogate(loss: str) -> Callable[[np.ndarray], np.ndarray]:
     return np.abs
 
 
+class _SubSampler:
+    """LaBER (``variant``: mean, lazy or max) on the surrogate priorities of a large batch's TD errors.
+
+    Called with the ``m*B`` TD errors, returns the positions of the ``B`` drawn rows and their weights (float32).
+    """
+
+    def __init__(self, config: DQNConfig, seeds: _Seeds, variant: str) -> None:
+        import laber
+
+        cls = {"mean": laber.LaBERmean, "lazy": laber.LaBERlazy, "max": laber.LaBERmax}[variant]
+        self.laber = cls(config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber))
+        self.surrogate = _surrogate(config.loss)
+
+    def __call__(self, td: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.laber(priorities=self.surrogate(td))
+        return out["indexes"], out["weights"]
+
+
 class _Uniform:
     """``uniform`` and ``uniform-large``: the drawn batch is the training batch, unweighted.
 
@@ -249,16 +267,10 @@ class _LaBER(_Uniform):
 
     def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
         super().__init__(buffer, config.m * config.batch_size)
-        import laber
-
-        variant = config.arm.rsplit("-", 1)[1]
-        cls = {"mean": laber.LaBERmean, "lazy": laber.LaBERlazy, "max": laber.LaBERmax}[variant]
-        self.laber = cls(config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber))
-        self.surrogate = _surrogate(config.loss)
+        self.subsample = _SubSampler(config, seeds, config.arm.rsplit("-", 1)[1])
 
     def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
-        out = self.laber(priorities=self.surrogate(td))
-        return out["indexes"], out["weights"]
+        return self.subsample(td)
 
 
 class _PER(_Uniform):
@@ -292,19 +304,13 @@ class _PERLaBER(_PER):
     def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
         super().__init__(buffer, config)
         self.size = config.m * config.batch_size
-        import laber
-
-        self.laber = laber.LaBERmean(
-            config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber)
-        )
-        self.surrogate = _surrogate(config.loss)
+        self.subsample = _SubSampler(config, seeds, "mean")
 
     def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
         per_weights = super().select(td, batch)[1]
         assert per_weights is not None  # for mypy: _PER.select always returns weights
-        out = self.laber(priorities=self.surrogate(td))
-        positions = out["indexes"]
-        return positions, out["weights"] * per_weights.take(positions)
+        positions, weights = self.subsample(td)
+        return positions, weights * per_weights.take(positions)
 
 
 def _buffer_class(name: str) -> Any:
