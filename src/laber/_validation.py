@@ -51,6 +51,18 @@ def check_nonnegative_float(value: object, name: str) -> float:
     return out
 
 
+def host_array(value: Any) -> Any:
+    """A torch tensor (any device, ``requires_grad`` or not) as a detached host numpy array; anything else as is.
+
+    Duck-typed (``detach``/``cpu``/``numpy``), so torch is never imported here.
+    """
+    if type(value) is np.ndarray:
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):
+        return value.detach().cpu().numpy()
+    return value
+
+
 def short_repr(value: Any, limit: int = 80) -> str:
     """``repr`` cut to ``limit`` characters, for echoing large arrays in error messages."""
     text = repr(value)

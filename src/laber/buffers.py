@@ -12,6 +12,7 @@ field, then splits the gathered rows into fresh, contiguous, per-field arrays.
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,15 @@ class ReplayBuffer:
             others (time limits). See :mod:`laber.nstep`.
         rng: an int seed or a ``numpy.random.Generator`` for ``sample``.
 
+    Thread safety: every public method may be called from several threads at once (the usual split: actor
+    threads ``add``, a learner thread ``sample``\s and updates priorities). Each call holds the buffer's lock
+    (a ``threading.RLock``) from its first check to its last write or read, so no call observes or leaves a
+    half-written row, a row counted but not yet written, or a tree behind its rows, and no row is lost. Calls
+    are therefore serialised: ``add`` of one transition holds it for a few microseconds, ``sample(B)`` for the
+    gather of ``B`` rows, ``save_transitions``/``load_transitions`` for the whole file write/read. Arrays
+    returned to the caller are fresh and may be used after the lock is released. Across processes, see
+    the multi-process buffers (not this class).
+
     Every ``add`` is validated as a whole before anything is written: every field present, no unknown field,
     shapes ``field_shape`` (one transition) or ``(k, *field_shape)`` (a batch), equal ``k``, integer values that
     fit their dtype. On error a named ``ValueError``/``TypeError`` is raised and the buffer is unchanged.
@@ -80,15 +90,21 @@ class ReplayBuffer:
         Nstep: Mapping[str, Any] | None = None,
         rng: RngLike = None,
     ) -> None:
+        self._lock = threading.RLock()
         self._size = _check_size(size)
         if env_dict is None:
             raise TypeError("env_dict is required: {name: {'shape': ..., 'dtype': ...}}")
         if not isinstance(env_dict, Mapping) or not env_dict:
             raise TypeError(f"env_dict must be a non-empty dict of field specs, got env_dict={env_dict!r}")
+        if DISCOUNT in env_dict:
+            raise ValueError(
+                f"field name {DISCOUNT!r} is reserved: with Nstep, sample() returns the bootstrap discount "
+                f"gamma**k under that name; rename the field in env_dict"
+            )
         derived = self._parse_next_of(next_of, env_dict)
         inputs = {**env_dict, **{f"next_{x}": env_dict[x] for x in derived}}
         schema = Schema(inputs, default_dtype, self._hidden_fields())
-        self._nstep_config = NstepConfig.parse(Nstep, schema)
+        self._nstep_config = NstepConfig.parse(Nstep, schema, self._size)
         if self._nstep_config is not None:
             inputs[DISCOUNT] = {"shape": 1, "dtype": np.float32}
             schema = Schema(inputs, default_dtype, self._hidden_fields())
@@ -212,8 +228,11 @@ class ReplayBuffer:
         """Add one transition (each field of its declared shape) or a batch (an extra leading axis).
 
         Returns the ring index of the first row written, or None while N-step still holds the transitions.
+        Every value is copied (or converted) before the call returns: the caller may reuse its arrays. Holds
+        the buffer's lock for the whole call.
         """
-        return self._add_with_hidden(fields, {})
+        with self._lock:
+            return self._add_with_hidden(fields, {})
 
     def _add_with_hidden(self, fields: Mapping[str, Any], hidden: Mapping[str, Any]) -> int | None:
         rows, arrays = self._schema.check_add(fields, self._input_names)
@@ -294,20 +313,26 @@ class ReplayBuffer:
         return start
 
     def on_episode_end(self) -> None:
-        """End the current episode: N-step windows still open are cut at its last transition and stored."""
+        """End the current episode: N-step windows still open are cut at its last transition and stored.
+
+        Holds the buffer's lock for the whole call."""
         if self._nstep is not None:
-            done = self._nstep.flush()
-            if done is not None:
-                self._write(done, len(done[DISCOUNT]))
+            with self._lock:
+                done = self._nstep.flush()
+                if done is not None:
+                    self._write(done, len(done[DISCOUNT]))
 
     # ------------------------------------------------------------------------------------------- reading
     def sample(self, batch_size: int) -> dict[str, np.ndarray]:
-        """Draw ``batch_size`` stored rows uniformly with replacement: fresh arrays per field, plus ``indexes``."""
+        """Draw ``batch_size`` stored rows uniformly with replacement: fresh arrays per field, plus ``indexes``.
+
+        Holds the buffer's lock while it draws and gathers."""
         batch_size = check_positive_int(batch_size, "batch_size")
-        if self._stored == 0:
-            raise ValueError("cannot sample from an empty buffer: add transitions first")
-        idx = self._sample_indices(batch_size)
-        out = self._gather(idx)
+        with self._lock:
+            if self._stored == 0:
+                raise ValueError("cannot sample from an empty buffer: add transitions first")
+            idx = self._sample_indices(batch_size)
+            out = self._gather(idx)
         out["indexes"] = idx
         return out
 
@@ -341,8 +366,9 @@ class ReplayBuffer:
         return value
 
     def get_all_transitions(self) -> dict[str, np.ndarray]:
-        """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays)."""
-        return self._gather(np.arange(self._stored, dtype=np.int64))
+        """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays). Holds the lock while it copies."""
+        with self._lock:
+            return self._gather(np.arange(self._stored, dtype=np.int64))
 
     def get_stored_size(self) -> int:
         """Number of rows stored (at most ``get_buffer_size()``)."""
@@ -360,15 +386,16 @@ class ReplayBuffer:
         return self._stored
 
     def clear(self) -> None:
-        """Forget every stored row and any N-step transitions still pending."""
-        self._next = 0
-        self._stored = 0
-        if self._nstep is not None:
-            self._nstep.clear()
-        if self._next_of is not None:
-            self._next_of.clear()
-        if self._stack is not None:
-            self._stack.clear()
+        """Forget every stored row and any N-step transitions still pending. Holds the buffer's lock."""
+        with self._lock:
+            self._next = 0
+            self._stored = 0
+            if self._nstep is not None:
+                self._nstep.clear()
+            if self._next_of is not None:
+                self._next_of.clear()
+            if self._stack is not None:
+                self._stack.clear()
 
     def __repr__(self) -> str:
         return (
@@ -378,16 +405,20 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------------------------------- checkpoints
     def save_transitions(self, path: str | Any) -> None:
-        """Write every stored row, pending N-step transitions and the rng state to ``path`` (see checkpoint)."""
+        """Write every stored row, pending N-step transitions and the rng state to ``path`` (see checkpoint).
+
+        Holds the buffer's lock for the whole write, so the file is one consistent state."""
         from laber.checkpoint import save
 
-        save(self, path)
+        with self._lock:
+            save(self, path)
 
     def load_transitions(self, path: str | Any) -> None:
         """Replace this buffer's contents with a checkpoint written by ``save_transitions`` (same fields)."""
         from laber.checkpoint import load
 
-        load(self, path)
+        with self._lock:
+            load(self, path)
 
     def _describe(self) -> dict[str, Any]:
         return {

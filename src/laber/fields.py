@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from laber._validation import short_repr
+from laber._validation import host_array, short_repr
 
 __all__ = ["Field", "Schema"]
 
@@ -34,6 +34,11 @@ def _can_cast(src: np.dtype[Any], dst: np.dtype[Any]) -> bool:
     return bool(np.can_cast(src, dst))
 
 
+@functools.cache
+def _float_max(dtype: np.dtype[Any]) -> float:
+    return float(np.finfo(dtype).max)
+
+
 @dataclass(frozen=True)
 class Field:
     """One named field: per-transition ``shape`` and ``dtype``."""
@@ -49,6 +54,13 @@ class Field:
 
 
 def _parse_shape(name: str, shape: object) -> tuple[int, ...]:
+    if isinstance(shape, np.ndarray) and shape.ndim == 0:  # np.array(4): an integer in disguise
+        if shape.dtype.kind not in "iu":
+            raise TypeError(
+                f"env_dict[{name!r}]['shape'] must be an int or a tuple of ints, got a 0-d {shape.dtype} array "
+                f"shape={shape!r}"
+            )
+        shape = int(shape)
     if isinstance(shape, bool):
         raise TypeError(f"env_dict[{name!r}]['shape'] must be an int or a tuple of ints, got shape={shape!r}")
     if isinstance(shape, numbers.Integral):
@@ -149,10 +161,18 @@ class Schema:
                     low, high = _int_range(f.dtype)
                     if type(raw) is not int or not low <= raw <= high:  # floats, bools and overflows: full check
                         self._check_fits(f, np.asarray(raw))
+                elif f.dtype.kind == "f" and not -_float_max(f.dtype) <= raw <= _float_max(f.dtype):
+                    try:  # beyond the dtype's range, or inf / NaN
+                        self._check_float_range(f, np.asarray(float(raw)))
+                    except OverflowError:  # a Python int beyond float64
+                        raise ValueError(
+                            f"field {name!r} has dtype {f.dtype} (largest finite value {_float_max(f.dtype):.6g}), "
+                            f"got value {short_repr(raw)}, which it would store as inf"
+                        ) from None
                 out[name] = raw
                 continue
             try:
-                value = raw if type(raw) is np.ndarray else np.asarray(raw)
+                value = raw if type(raw) is np.ndarray else np.asarray(host_array(raw))
             except Exception as exc:
                 raise TypeError(f"field {name!r} cannot be converted to an array: {short_repr(raw)}") from exc
             kind = value.dtype.kind
@@ -179,10 +199,37 @@ class Schema:
                 )
             if f.dtype.kind in "iu" and kind in "iuf":
                 self._check_fits(f, value)
+            elif f.dtype.kind == "f" and kind in "iuf" and not _can_cast(value.dtype, f.dtype):
+                self._check_float_range(f, value)
             out[name] = value
         if rows <= 0:
             raise ValueError(f"add() got no transitions (a batch of length {rows})")
         return rows, out
+
+    @staticmethod
+    def _check_float_range(field: Field, value: np.ndarray) -> None:
+        """Float fields reject finite values that the cast to their dtype would turn into ``inf``.
+
+        ``inf``, ``-inf`` and NaN given as such are stored as they are; only overflow is refused (a float32
+        field holds at most about 3.4e38, float16 65504).
+        """
+        if value.size == 0:
+            return
+        limit = _float_max(field.dtype)
+        if value.dtype.kind in "iu":
+            value = value.astype(np.float64)  # abs() of the most negative int64 would wrap
+        with np.errstate(invalid="ignore"):
+            big = np.abs(value) > limit  # NaN compares False
+        if not big.any():
+            return
+        with np.errstate(over="ignore"):
+            overflow = big & np.isinf(value.astype(field.dtype)) & ~np.isinf(value)
+        if overflow.any():
+            bad = value.reshape(-1)[int(np.flatnonzero(overflow.reshape(-1))[0])].item()
+            raise ValueError(
+                f"field {field.name!r} has dtype {field.dtype} (largest finite value {limit:.6g}), got value {bad!r}, "
+                f"which it would store as inf"
+            )
 
     @staticmethod
     def _check_fits(field: Field, value: np.ndarray) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from laber import _accel
-from laber._validation import check_nonnegative_float, check_positive_int, short_repr
+from laber._validation import check_nonnegative_float, check_positive_int, host_array, short_repr
 from laber.buffers import ReplayBuffer
 from laber.sumtree import SumMinTree, index_range_error
 
@@ -43,10 +43,13 @@ _RESERVED_OUTPUTS = ("indexes", "weights")
 
 
 def _check_priorities(priorities: object, name: str = "priorities") -> np.ndarray:
-    """``priorities`` as a 1-D float64 array of finite values ``>= 0`` (a scalar becomes length 1)."""
+    """``priorities`` as a 1-D float64 array of finite values ``>= 0`` (a scalar becomes length 1).
+
+    Torch tensors are detached and brought to the host; bools are refused (``True`` is not a priority).
+    """
     try:
-        arr = np.asarray(priorities)
-        if arr.dtype.kind == "c":  # the cast would drop the imaginary parts
+        arr = np.asarray(host_array(priorities))
+        if arr.dtype.kind in "cbOSUV":  # complex would lose its imaginary part; bools, objects, text are no numbers
             raise TypeError
         arr = arr.astype(np.float64, copy=False)
     except (TypeError, ValueError):
@@ -68,7 +71,7 @@ def _fast_arrays(indexes: object, priorities: object) -> tuple[np.ndarray | None
     integers and of real numbers (what ``sample`` returns and a network computes), else ``None`` for either."""
     if type(indexes) is not np.ndarray or indexes.ndim != 1 or indexes.dtype.kind not in "iu":
         return None, None
-    if type(priorities) is not np.ndarray or priorities.ndim != 1 or priorities.dtype.kind not in "fiub":
+    if type(priorities) is not np.ndarray or priorities.ndim != 1 or priorities.dtype.kind not in "fiu":
         return None, None
     if indexes.dtype == np.uint64 and indexes.size and int(indexes.max()) > np.iinfo(np.int64).max:
         return None, None  # would wrap around in int64: let the general checks reject it
@@ -192,10 +195,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
         ``priorities``: None (every row gets the running maximum priority, 1 at first), a scalar (one
         transition) or one value per row, each finite and ``>= 0``. A given priority also raises the running
-        maximum. The call is validated as a whole first: on error nothing is written.
+        maximum. The call is validated as a whole first: on error nothing is written. Holds the buffer's lock
+        for the whole call (with the sum-tree update).
         """
         if _PRIORITY in fields:
             raise ValueError(f"{_PRIORITY} is an internal field; pass priorities=... instead")
+        with self._lock:
+            return self._add_prioritized(priorities, fields)
+
+    def _add_prioritized(self, priorities: object, fields: Mapping[str, Any]) -> int | None:
         rows = self._count_rows(fields)
         if priorities is None:
             p = np.full(rows, np.nan)
@@ -219,17 +227,20 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         Returns the fields (fresh arrays), ``indexes`` (int64, a fresh array, in increasing order) and
         ``weights`` (float32), ``w_i = (N P_i) ** -beta / max_j (N P_j) ** -beta = (q_i / min_j q_j) ** -beta``
         over the ``N`` stored rows (see the class docstring). ``beta >= 0``. The tree search runs as a compiled
-        numba kernel when numba is enabled (``laber.set_numba``), with the same indexes and weights.
+        numba kernel when numba is enabled (``laber.set_numba``), with the same indexes and weights. Holds the
+        buffer's lock while it searches the tree and gathers the rows.
         """
         if type(batch_size) is not int or batch_size <= 0:  # the common case skips the (slower) general checks
             batch_size = check_positive_int(batch_size, "batch_size")
         if type(beta) is not float or not 0.0 <= beta < math.inf:
             beta = check_nonnegative_float(beta, "beta")
-        if self._stored == 0:
-            raise ValueError("cannot sample from an empty buffer: add transitions first")
-        idx, ratios = self._tree._stratified(batch_size, self._rng, with_ratios=True)
-        assert ratios is not None  # with_ratios
-        out = self._gather(idx)
+        with self._lock:
+            if self._stored == 0:
+                raise ValueError("cannot sample from an empty buffer: add transitions first")
+            idx, ratios = self._tree._stratified(batch_size, self._rng, with_ratios=True)
+            out = self._gather(idx)
+        if ratios is None:  # with_ratios=True always returns them
+            raise RuntimeError("internal error: the sum tree returned no probability ratios")
         out["indexes"] = idx
         weights = np.empty(batch_size, dtype=np.float32)
         np.power(ratios, -beta, out=weights, dtype=np.float64)  # (q_i / min_j q_j) ** -beta, in float64
@@ -242,7 +253,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         ``indexes`` must be integers in ``[0, stored)``, ``priorities`` finite and ``>= 0``, one per index.
         The running maximum rises to the largest new priority. Validated first: on error nothing changes.
         With numba (``laber.set_numba``) the checks and the writes run as compiled loops, with the same results.
+        Torch tensors (``requires_grad`` or not, any device) are detached and copied to the host first. Holds the
+        buffer's lock from the checks to the last tree write.
         """
+        indexes = host_array(indexes)
+        priorities = host_array(priorities)
+        with self._lock:
+            self._update_priorities(indexes, priorities)
+
+    def _update_priorities(self, indexes: object, priorities: object) -> None:
         k = _accel.kernels("sumtree")
         if k is None:
             self._update_priorities_numpy(indexes, priorities)
@@ -301,19 +320,24 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return self._max_priority
 
     def get_priorities(self, indexes: object = None) -> np.ndarray:
-        """A fresh float64 copy of the stored priorities ``p`` (all stored rows, or those at ``indexes``)."""
-        stored = self.get_stored_size()
-        column = self._priority_column()[:stored]
-        if indexes is None:
-            return np.array(column, dtype=np.float64)
-        idx = self._tree.check_indexes(indexes, "indexes", bound=stored)
-        return np.array(column[idx], dtype=np.float64)
+        """A fresh float64 copy of the stored priorities ``p`` (all stored rows, or those at ``indexes``).
+
+        Holds the buffer's lock while it copies."""
+        indexes = host_array(indexes)
+        with self._lock:
+            stored = self.get_stored_size()
+            column = self._priority_column()[:stored]
+            if indexes is None:
+                return np.array(column, dtype=np.float64)
+            idx = self._tree.check_indexes(indexes, "indexes", bound=stored)
+            return np.array(column[idx], dtype=np.float64)
 
     def clear(self) -> None:
-        """Remove every transition; priorities and the running maximum start afresh."""
-        super().clear()
-        self._tree = SumMinTree(self.get_buffer_size())
-        self._max_priority = 1.0
+        """Remove every transition; priorities and the running maximum start afresh. Holds the buffer's lock."""
+        with self._lock:
+            super().clear()
+            self._tree = SumMinTree(self.get_buffer_size())
+            self._max_priority = 1.0
 
 
 def per_laber_subsample(laber: Any, large_batch: Mapping[str, Any], priorities: object) -> dict[str, np.ndarray]:
@@ -357,11 +381,27 @@ def per_laber_subsample(laber: Any, large_batch: Mapping[str, Any], priorities: 
     for key in ("positions", "per_weights", "laber_weights"):
         if key in large_batch:
             raise ValueError(f"large_batch has a field named {key!r}, which would collide with an output")
-    buffer_indexes = np.asarray(large_batch["indexes"])
+    buffer_indexes = np.asarray(host_array(large_batch["indexes"]))
     n = buffer_indexes.shape[0]
     laber_n = int(getattr(laber, "batch_size", 0)) * int(getattr(laber, "m", 0))
     if laber_n and laber_n != n:
         raise ValueError(f"large_batch must hold m * batch_size = {laber_n} rows for this LaBER sampler, got {n} rows")
+    fields: dict[str, np.ndarray] = {}
+    for key, value in large_batch.items():  # the whole call is checked before LaBER's generator draws
+        if key == "indexes":
+            continue
+        try:
+            arr = np.asarray(host_array(value))
+        except Exception as exc:
+            raise TypeError(f"large_batch[{key!r}] cannot be converted to an array: {short_repr(value)}") from exc
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(
+                f"large_batch[{key!r}] must have {n} rows (one per row of large_batch['indexes']), "
+                f"got shape {arr.shape}"
+            )
+        fields[key] = arr
+    if buffer_indexes.ndim != 1:
+        raise ValueError(f"large_batch['indexes'] must be 1-D, got shape {buffer_indexes.shape}")
     out = laber(priorities=priorities)
     positions = out["indexes"]
     laber_weights = out["weights"]
@@ -370,11 +410,7 @@ def per_laber_subsample(laber: Any, large_batch: Mapping[str, Any], priorities: 
         laber_weights = laber_weights.detach().cpu().numpy()
     positions = np.asarray(positions, dtype=np.int64)
     laber_weights = np.asarray(laber_weights)
-    result: dict[str, np.ndarray] = {}
-    for key, value in large_batch.items():
-        if key == "indexes":
-            continue
-        result[key] = np.asarray(value).take(positions, axis=0)
+    result: dict[str, np.ndarray] = {key: arr.take(positions, axis=0) for key, arr in fields.items()}
     per_weights = result.pop("weights")
     result["positions"] = positions
     result["indexes"] = buffer_indexes.take(positions)
