@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,226 @@ def test_help_and_missing_extra_without_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "exit 1", result.stderr
     assert "laber[torch]" in result.stderr
+
+
+# ------------------------------------------------------------------------------------- nothing deleted or half-run
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training fails the test: the usage errors below must come before it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    from laber.experiments import runs
+
+    def train(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(runs, "train", train)
+
+
+def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert err.startswith("usage: laber"), err
+    return err
+
+
+def test_run_never_deletes_a_directory_it_did_not_create(
+    tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    err = _usage_error(["run", "--arm", "uniform", "--out", str(mine), *SHORT], capsys)
+    assert f"argument --out: out={str(mine)!r} exists and is not a laber run" in err
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mydata"]  # no mydata.partial either
+
+
+def test_run_never_deletes_a_foreign_partial_directory(
+    tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    foreign = tmp_path / "r.partial"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    err = _usage_error(["run", "--arm", "uniform", "--out", str(tmp_path / "r"), *SHORT], capsys)
+    assert "argument --out:" in err and f"{str(foreign)!r} (the unfinished attempt of" in err
+    assert (foreign / "notes.txt").read_text() == "mine" and not (tmp_path / "r").exists()
+
+
+def test_run_never_replaces_a_compare(tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]) -> None:
+    cmp_out = tmp_path / "cmp"
+    cmp_out.mkdir()
+    (cmp_out / "compare.json").write_text("{}")
+    (cmp_out / "summary.md").write_text("results")
+    err = _usage_error(["run", "--arm", "uniform", "--out", str(cmp_out), *SHORT], capsys)
+    assert "holds a laber compare, not a run" in err and (cmp_out / "summary.md").exists()
+
+
+def _bad_out(tmp_path: Path, kind: str) -> tuple[str, str]:
+    """An --out value of the given kind, and the text the usage error must hold."""
+    if kind == "empty":
+        return "", "argument --out: must name a directory, got ''"
+    if kind == "file":
+        (tmp_path / "afile").write_text("data")
+        return str(tmp_path / "afile"), "exists and is not a directory"
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        return str(tmp_path / "pipe"), "exists and is not a directory"
+    if kind == "devnull":
+        return os.devnull, "exists and is not a directory"
+    if kind == "under-file":
+        (tmp_path / "afile").write_text("data")
+        return str(tmp_path / "afile" / "run"), f"cannot be created: {str(tmp_path / 'afile')!r} is not a directory"
+    if kind == "dot":
+        return str(tmp_path / "x" / ".."), "must name a directory of its own"
+    raise AssertionError(kind)
+
+
+BAD_OUT = ["empty", "file", "fifo", "devnull", "under-file", "dot"]
+
+
+@pytest.mark.parametrize("kind", BAD_OUT)
+def test_bad_run_out_is_a_usage_error_before_anything_is_written(
+    tmp_path: Path, kind: str, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if kind == "fifo" and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    value, needle = _bad_out(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    err = _usage_error(["run", "--arm", "uniform", "--out", value, *SHORT], capsys)
+    assert "argument --out:" in err and needle in err and repr(value) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not os.path.lexists(os.devnull + ".partial")
+
+
+@pytest.mark.parametrize("kind", BAD_OUT)
+def test_bad_compare_out_is_a_usage_error_before_anything_is_written(
+    tmp_path: Path, kind: str, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    if kind == "fifo" and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    if kind == "dot":  # a compare may be written into `.` or `x/..`: it never renames or removes its directory
+        return
+    value, needle = _bad_out(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    err = _usage_error(["compare", "--arms", "uniform", "--seeds", "1", "--out", value, *SHORT], capsys)
+    assert "argument --out:" in err and needle in err and repr(value) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _read_only_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory this process may not write to: mode 0500, or, for root (whom mode bits do not stop), one that
+    os.access reports as read-only (as it does for root on a read-only file system)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.geteuid() == 0:
+        real = os.access
+
+        def access(path: Any, mode: int, **kwargs: Any) -> bool:
+            if Path(path) == ro and mode & os.W_OK:
+                return False
+            return real(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    return ro
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_unwritable_out_is_a_usage_error(
+    tmp_path: Path, command: str, no_training: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    ro = _read_only_dir(tmp_path, monkeypatch)
+    try:
+        value = str(ro / "out")
+        arm = ["--arm", "uniform"] if command == "run" else ["--arms", "uniform", "--seeds", "1"]
+        err = _usage_error([command, *arm, "--out", value, *SHORT], capsys)
+        assert f"argument --out: out={value!r} cannot be created: the directory {str(ro)!r} is not writable" in err
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ("Pendulum-v1", "the reference DQN needs a Discrete action space, got env_id='Pendulum-v1'"),
+        ("MountainCarContinuous-v0", "the reference DQN needs a Discrete action space, got env_id='MountainCar"),
+        ("FrozenLake-v1", "the reference DQN needs a flat Box observation space, got env_id='FrozenLake-v1'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_environment_the_dqn_cannot_handle_is_a_usage_error(
+    tmp_path: Path, env: str, needle: str, command: str, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r"
+    arm = ["--arm", "uniform"] if command == "run" else ["--arms", "uniform", "--seeds", "1"]
+    err = _usage_error([command, "--env", env, *arm, "--out", str(out), *SHORT], capsys)
+    assert f"argument --env: {needle}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--steps", "80"],  # == --learning-starts
+        ["--steps", "50"],  # < --learning-starts
+        ["--steps", "99", "--train-freq", "50"],  # past --learning-starts, before the first update at step 100
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_run_that_never_trains_is_a_usage_error(
+    tmp_path: Path, extra: list[str], command: str, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r"
+    arm = ["--arm", "uniform"] if command == "run" else ["--arms", "uniform", "--seeds", "1"]
+    err = _usage_error([command, *arm, "--out", str(out), *SHORT, *extra], capsys)
+    assert "argument --steps: the run would never train" in err and "--learning-starts 80" in err
+    assert f"got --steps {extra[1]}" in err and "nan" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_replaces_its_own_finished_run_and_trains_at_the_first_update(
+    tmp_path: Path, buffers: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r"
+    argv = ["run", "--arm", "uniform", "--out", str(out), "--no-tensorboard", *SHORT, "--steps", "81"]
+    assert main(argv) == 0  # one update, at step 81
+    first = capsys.readouterr().out
+    assert "ms per update" in first and "nan" not in first
+    assert json.loads((out / "result.json").read_text())["updates"] == 1
+    assert json.loads((out / ".laber-run").read_text())["created_by"] == "laber"
+    assert main([*argv, "--seed", "1"]) == 0  # a finished laber run at --out is replaced
+    assert json.loads((out / "result.json").read_text())["config"]["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_compare_never_writes_into_a_foreign_directory(
+    tmp_path: Path, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "summary.md").write_text("my own summary")
+    err = _usage_error(["compare", "--arms", "uniform", "--seeds", "1", "--out", str(mine), *SHORT], capsys)
+    assert f"argument --out: out={str(mine)!r} exists and is not a laber compare" in err
+    assert sorted(p.name for p in mine.iterdir()) == ["summary.md"]
+    assert (mine / "summary.md").read_text() == "my own summary"
+
+
+@pytest.mark.parametrize("name", ["seed0", "seed0.partial"])
+def test_compare_never_deletes_a_foreign_run_directory(
+    tmp_path: Path, name: str, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    cmp_out = tmp_path / "cmp"
+    (cmp_out / "uniform" / name).mkdir(parents=True)
+    (cmp_out / "compare.json").write_text("{}")  # a compare written before markers existed
+    (cmp_out / "uniform" / name / "keep.txt").write_text("not laber's")
+    err = _usage_error(["compare", "--arms", "uniform", "--seeds", "1", "--out", str(cmp_out), *SHORT], capsys)
+    assert "argument --out:" in err and "is not a laber run" in err
+    assert (cmp_out / "uniform" / name / "keep.txt").read_text() == "not laber's"

@@ -17,7 +17,8 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
 
 from laber.agents import dqn
-from laber.experiments import compare, execute, is_finished, load_run, run_dir, write_report
+from laber.experiments import compare, execute, is_finished, load_run, run_dir, runs, write_report
+from laber.experiments.runs import OutDirError, check_run_dir, is_laber_dir
 from laber.experiments.stats import auc, bootstrap_band, bootstrap_mean, final_return
 from test_dqn import has_library_buffer, short, stand_in_factory
 
@@ -116,14 +117,84 @@ def test_execute_writes_every_output_atomically(tmp_path: Path, buffers: None, a
     np.testing.assert_array_equal(record.steps, [0, 80, 160, 240])
 
 
-def test_execute_replaces_an_interrupted_attempt(tmp_path: Path, buffers: None) -> None:
+def _interrupted(config: dqn.DQNConfig, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave what a run killed while training leaves: ``<out>.partial`` with laber's marker."""
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runs, "train", killed)
+        with pytest.raises(KeyboardInterrupt):
+            execute(config, out, progress=False, tensorboard=False)
+
+
+def test_execute_replaces_an_interrupted_attempt(
+    tmp_path: Path, buffers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "run"
-    (tmp_path / "run.partial").mkdir()
+    _interrupted(short("uniform"), out, monkeypatch)
+    assert is_laber_dir(tmp_path / "run.partial", "run") and not out.exists()
     (tmp_path / "run.partial" / "junk").write_text("left by a killed run")
     execute(short("uniform"), out, progress=False, tensorboard=False)
     assert is_finished(out) and not (tmp_path / "run.partial").exists() and not (out / "tb").exists()
+    assert is_laber_dir(out, "run") and not (out / "junk").exists()
     with pytest.raises(FileNotFoundError, match="no finished run"):
         load_run(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name", ["run", "run.partial"])
+def test_execute_never_deletes_a_directory_laber_did_not_create(
+    tmp_path: Path, buffers: None, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    foreign = tmp_path / name
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("precious")
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(OutDirError, match=r"exists and is not a laber run .*has no \.laber-run marker"):
+        execute(short("uniform"), tmp_path / "run", progress=False)
+    with pytest.raises(OutDirError, match=r"exists and is not a laber run"):
+        check_run_dir(tmp_path / "run")
+    assert (foreign / "data.csv").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_execute_replaces_only_marked_runs(tmp_path: Path, buffers: None) -> None:
+    out = tmp_path / "run"
+    out.mkdir()  # an empty directory is fine
+    execute(short("uniform"), out, progress=False, tensorboard=False)
+    execute(short("uniform", seed=1), out, progress=False, tensorboard=False)  # laber's own: replaced
+    assert load_run(out).config.seed == 1
+    (out / ".laber-run").unlink()  # a finished run without the marker (an older laber's, or someone's copy)
+    with pytest.raises(OutDirError, match=r"holds a run without a \.laber-run marker"):
+        execute(short("uniform", seed=2), out, progress=False)
+    assert load_run(out).config.seed == 1
+    with pytest.raises(OutDirError, match="out must name a directory, got out=''"):
+        execute(short("uniform"), "", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"steps": 80}, r"steps must reach the first update at step 81 \(after learning_starts=80"),
+        ({"steps": 40}, r"got steps=40: the run would never train"),
+        ({"steps": 99, "train_freq": 50}, r"first update at step 100 .*train_freq=50 .*got steps=99"),
+        ({"env_id": "Pendulum-v1"}, r"needs a Discrete action space, got env_id='Pendulum-v1'"),
+        ({"env_id": "NoSuchEnv-v9"}, r"env_id='NoSuchEnv-v9' cannot be built"),
+    ],
+)
+def test_execute_rejects_a_run_it_cannot_train_before_writing(
+    tmp_path: Path, buffers: None, settings: dict[str, Any], match: str
+) -> None:
+    config = short("uniform", **settings)
+    with pytest.raises(ValueError, match=match):
+        execute(config, tmp_path / "run", progress=False)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match=match):
+        if "env_id" in settings:
+            dqn.check_env(config.env_id)
+        else:
+            dqn.train(config, buffer_factory=stand_in_factory)  # no NaN seconds per update
 
 
 # ------------------------------------------------------------------------------------- compare
@@ -152,6 +223,45 @@ def test_compare_writes_plot_and_summary_and_resumes(tmp_path: Path, buffers: No
 
     plot, md = write_report(out, ["uniform", "laber-mean", "laber-max"], [0, 1])
     assert plot.exists() and md.exists()
+
+    # Finished runs are kept even without markers (a compare written before them): never replaced.
+    (out / ".laber-run").unlink()
+    (run_dir(out, "uniform", 0) / ".laber-run").unlink()
+    kept = compare(base, ["uniform"], [0], out, progress=False, tensorboard=False)
+    assert kept["trained"] == 0 and (run_dir(out, "uniform", 0) / "eval.csv").read_text() == finished_before
+    assert is_laber_dir(out, "compare")
+
+
+@pytest.mark.parametrize("name", ["seed0", "seed0.partial"])
+def test_compare_never_deletes_a_foreign_run_directory(
+    tmp_path: Path, buffers: None, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "cmp"
+    foreign = out / "uniform" / name
+    foreign.mkdir(parents=True)
+    (foreign / "keep.txt").write_text("not laber's")
+    (out / "compare.json").write_text("{}")
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(OutDirError, match=r"exists and is not a laber run"):
+        compare(short("uniform"), ["laber-mean", "uniform"], [0], out, progress=False, tensorboard=False)
+    assert (foreign / "keep.txt").read_text() == "not laber's"
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "uniform"]
+
+
+def test_compare_refuses_a_foreign_directory_and_a_run(tmp_path: Path, buffers: None) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "curves.png").write_text("my own plot")
+    with pytest.raises(OutDirError, match=r"out='.*mine' exists and is not a laber compare"):
+        compare(short("uniform"), ["uniform"], [0], mine, progress=False)
+    assert sorted(p.name for p in mine.iterdir()) == ["curves.png"]
+    one = tmp_path / "one"
+    execute(short("uniform"), one, progress=False, tensorboard=False)
+    with pytest.raises(OutDirError, match="holds a single laber run, not a compare"):
+        compare(short("uniform"), ["uniform"], [0], one, progress=False)
+    with pytest.raises(ValueError, match="the run would never train"):
+        compare(short("uniform", steps=80), ["uniform"], [0], tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize(

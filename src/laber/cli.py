@@ -4,12 +4,16 @@
     laber compare --env CartPole-v1 --arms uniform,per,laber-mean --seeds 5 --steps 50000 --jobs 2 --out runs/X
     laber report --out runs/X
 
-Bad arguments are argparse usage errors (exit status 2) naming the argument.
+Bad arguments are argparse usage errors (exit status 2) naming the argument, raised before anything is trained or
+written: among them an ``--env`` the reference DQN cannot train on, a run that would end before its first update,
+and an ``--out`` laber may not write to. laber never deletes a directory it did not create (see
+``laber.experiments.runs``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -80,6 +84,12 @@ def _arm_list(text: str) -> list[str]:
     return arms
 
 
+def _out_dir(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a directory, got {text!r}")
+    return Path(text)
+
+
 def _hidden(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(part) for part in text.split(","))
@@ -134,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("--arm", type=_arm, default="laber-mean", help=f"sampling strategy: {', '.join(_ARMS)}")
     run.add_argument("--seed", type=_nonnegative_int, default=0, help="the run's one seed")
-    run.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<env>/<arm>/seed<seed>)")
+    run.add_argument(
+        "--out",
+        type=_out_dir,
+        default=None,
+        help="run directory (default: runs/<env>/<arm>/seed<seed>); a previous laber run there is replaced",
+    )
 
     cmp_ = sub.add_parser("compare", help="train every arm x seed, then plot and summarise (resumable)")
     _add_common(cmp_)
@@ -142,10 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--seeds", type=_positive_int, default=5, help="number of seeds (0 .. N-1)")
     cmp_.add_argument("--seed-start", type=_nonnegative_int, default=0, help="first seed (default 0)")
     cmp_.add_argument("--jobs", type=_positive_int, default=1, help="runs trained in parallel processes")
-    cmp_.add_argument("--out", type=Path, required=True, help="output directory (re-use it to resume)")
+    cmp_.add_argument("--out", type=_out_dir, required=True, help="output directory (re-use it to resume)")
 
     rep = sub.add_parser("report", help="re-make the plot and summary of a compare directory")
-    rep.add_argument("--out", type=Path, required=True, help="a compare's output directory")
+    rep.add_argument("--out", type=_out_dir, required=True, help="a compare's output directory")
     return parser
 
 
@@ -166,9 +181,21 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: 
         if value is not None:
             values[name] = value
     try:
-        return dqn.DQNConfig(**values)
+        config = dqn.DQNConfig(**values)
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
+    first = dqn.first_update_step(config)
+    if config.steps < first:
+        parser.error(
+            f"argument --steps: the run would never train: its first update comes at step {first} (after "
+            f"--learning-starts {config.learning_starts}, one update every --train-freq {config.train_freq} "
+            f"steps), got --steps {config.steps}"
+        )
+    try:
+        dqn.check_env(config.env_id)
+    except ValueError as exc:
+        parser.error(f"argument --env: {exc}")
+    return config
 
 
 def _require_or_usage(parser: argparse.ArgumentParser, module: str, purpose: str) -> Any:
@@ -196,33 +223,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "run":
         config = _config(parser, args, arm=args.arm, seed=args.seed)
-        from laber.experiments.runs import execute, load_run
+        from laber.experiments.runs import OutDirError, check_run_dir, execute, load_run
 
         out = args.out if args.out is not None else Path("runs") / args.env / args.arm / f"seed{args.seed}"
-        path = execute(config, out, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+        try:
+            check_run_dir(out)
+            path = execute(config, out, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+        except OutDirError as exc:  # raised before training starts
+            parser.error(f"argument --out: {exc}")
         record = load_run(path)
+        per_update = record.seconds_per_update
+        timing = f"{per_update * 1e3:.3f} ms per update" if math.isfinite(per_update) else "no updates"
         print(
             f"{args.arm} seed {args.seed} on {args.env}: final evaluation return {record.returns[-1]:.1f}, "
-            f"{record.seconds_per_update * 1e3:.3f} ms per update; outputs in {path}"
+            f"{timing}; outputs in {path}"
         )
         return 0
     config = _config(parser, args, arm=args.arms[0], seed=args.seed_start)
     from laber.experiments.compare import compare, plan
+    from laber.experiments.runs import OutDirError
 
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     try:
-        plan(config, args.arms, seeds, args.out)  # --out may hold finished runs with other settings
+        plan(config, args.arms, seeds, args.out)  # --out: writable, laber's, no finished runs with other settings
     except ValueError as exc:
         parser.error(f"argument --out: {exc}")
-    result = compare(
-        config,
-        args.arms,
-        seeds,
-        args.out,
-        jobs=args.jobs,
-        progress=not args.no_progress,
-        tensorboard=not args.no_tensorboard,
-    )
+    try:
+        result = compare(
+            config,
+            args.arms,
+            seeds,
+            args.out,
+            jobs=args.jobs,
+            progress=not args.no_progress,
+            tensorboard=not args.no_tensorboard,
+        )
+    except OutDirError as exc:  # --out could not be created (or changed while the compare ran)
+        parser.error(f"argument --out: {exc}")
     print(f"trained {result['trained']} runs, kept {result['skipped']}; wrote {result['plot']} and {result['summary']}")
     return 0
 

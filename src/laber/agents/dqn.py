@@ -63,7 +63,16 @@ from laber._validation import check_nonnegative_float, check_positive_int
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ARMS", "DQNConfig", "RunResult", "double_dqn_target", "train"]
+__all__ = [
+    "ARMS",
+    "DQNConfig",
+    "RunResult",
+    "check_env",
+    "check_trainable",
+    "double_dqn_target",
+    "first_update_step",
+    "train",
+]
 
 ARMS: tuple[str, ...] = ("uniform", "uniform-large", "per", "laber-mean", "laber-lazy", "laber-max", "per-laber")
 LOSSES: tuple[str, ...] = ("huber", "mse")
@@ -523,10 +532,57 @@ def _check_spaces(env: Any, env_id: str) -> tuple[int, int]:
     gym = require("gymnasium", "the reference DQN")
     obs_space, act_space = env.observation_space, env.action_space
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"env_id must name an environment with a flat Box observation space, got env_id={env_id!r}")
+        raise ValueError(
+            f"the reference DQN needs a flat Box observation space, got env_id={env_id!r} "
+            f"with observation space {obs_space}"
+        )
     if not isinstance(act_space, gym.spaces.Discrete):
-        raise ValueError(f"env_id must name an environment with a Discrete action space, got env_id={env_id!r}")
+        raise ValueError(
+            f"the reference DQN needs a Discrete action space, got env_id={env_id!r} with action space {act_space}"
+        )
     return int(obs_space.shape[0]), int(act_space.n)
+
+
+def check_env(env_id: str) -> tuple[int, int]:
+    """Build ``env_id`` once and check that the reference DQN can train on it, before any run starts.
+
+    Returns the observation size and the number of actions. An unknown id, an environment that cannot be built
+    (a missing dependency, say) and one whose spaces the DQN cannot handle (a continuous action space, or an
+    observation that is not a flat ``Box``) are a ``ValueError`` naming ``env_id``.
+    """
+    gym = require("gymnasium", "the reference DQN")
+    if not isinstance(env_id, str) or not env_id:
+        raise TypeError(f"env_id must be a non-empty string, got env_id={env_id!r}")
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(f"env_id={env_id!r} cannot be built: {exc}") from exc
+    try:
+        return _check_spaces(env, env_id)
+    finally:
+        env.close()
+
+
+def first_update_step(config: DQNConfig) -> int:
+    """The step of a run's first update: the first multiple of ``train_freq`` after ``learning_starts``."""
+    return (config.learning_starts // config.train_freq + 1) * config.train_freq
+
+
+def check_trainable(config: DQNConfig) -> None:
+    """Raise ``ValueError`` when ``config`` describes a run that would end before its first update.
+
+    Such a run has nothing to time or learn (its seconds per update would be NaN); the message names ``steps``,
+    ``learning_starts`` and ``train_freq``.
+    """
+    if not isinstance(config, DQNConfig):
+        raise TypeError(f"config must be a DQNConfig, got config={config!r}")
+    first = first_update_step(config)
+    if config.steps < first:
+        raise ValueError(
+            f"steps must reach the first update at step {first} (after learning_starts={config.learning_starts}, "
+            f"one update every train_freq={config.train_freq} steps), got steps={config.steps}: the run would "
+            "never train"
+        )
 
 
 def train(
@@ -543,10 +599,10 @@ def train(
     every ``progress_every`` steps with the steps done since the last call. ``buffer_factory(config, obs_shape,
     rng)`` replaces the library's buffer (for tests); it must offer the ``ReplayBuffer`` API (and the prioritized
     one for ``per`` arms). The process's torch thread count is left to the caller (one thread per run is fastest
-    for these small networks: ``torch.set_num_threads(1)``).
+    for these small networks: ``torch.set_num_threads(1)``). A ``config`` whose run would end before its first
+    update is a ``ValueError`` (see ``check_trainable``).
     """
-    if not isinstance(config, DQNConfig):
-        raise TypeError(f"config must be a DQNConfig, got config={config!r}")
+    check_trainable(config)
     torch = require("torch", "the reference DQN")
     gym = require("gymnasium", "the reference DQN")
     start = time.perf_counter()

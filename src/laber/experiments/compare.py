@@ -5,6 +5,11 @@ Layout under ``out``: ``compare.json`` (the shared settings), ``<arm>/seed<k>/``
 ``result.json`` exists, so re-running the same command after an interruption (or with more arms or seeds) trains
 only what is missing. A finished run whose settings differ from the requested ones is an error rather than a
 silent mix of two experiments.
+
+``out`` must be new, empty or a laber compare (it holds the ``.laber-run`` marker, or the ``compare.json`` of
+a compare written before markers); finished runs in it are kept, never replaced, and an unfinished run or
+``.partial`` attempt is retrained only when laber created it (see ``laber.experiments.runs``). Anything else is
+an ``OutDirError`` raised by ``plan`` before anything is trained or written.
 """
 
 from __future__ import annotations
@@ -20,13 +25,25 @@ from typing import Any
 
 from laber._optional import require
 from laber._validation import check_positive_int
-from laber.agents.dqn import ARMS, DQNConfig
+from laber.agents.dqn import ARMS, DQNConfig, check_env, check_trainable
 from laber.experiments.report import write_report
-from laber.experiments.runs import RESULT_FILE, execute, is_finished, run_dir
+from laber.experiments.runs import (
+    COMPARE_SETTINGS_FILE,
+    RESULT_FILE,
+    OutDirError,
+    check_creatable,
+    check_run_dir,
+    execute,
+    is_empty_dir,
+    is_finished,
+    is_laber_dir,
+    run_dir,
+    write_marker,
+)
 
-__all__ = ["CompareResult", "compare", "plan"]
+__all__ = ["CompareResult", "check_compare_dir", "compare", "plan"]
 
-SETTINGS_FILE = "compare.json"
+SETTINGS_FILE = COMPARE_SETTINGS_FILE
 
 _SLOT: int | None = None  # this worker process's progress-bar line
 
@@ -35,12 +52,45 @@ class CompareResult(dict[str, Any]):
     """``{"plot": Path, "summary": Path, "trained": int, "skipped": int}``."""
 
 
+def check_compare_dir(out: str | os.PathLike[str]) -> Path:
+    """Check, writing nothing, that a compare may write to ``out``; returns it as a Path.
+
+    ``out`` must be absent (with a writable directory to make it in), an empty directory or a laber compare;
+    anything else (an empty string, a file or device, a path under a file, an unwritable directory, a laber run,
+    a foreign non-empty directory) is an ``OutDirError`` naming ``out``.
+    """
+    text = os.fspath(out)
+    if not isinstance(text, str) or not text:
+        raise OutDirError(f"out must name a directory, got out={out!r}")
+    root = Path(text)
+    label = f"out={text!r}"
+    if not os.path.lexists(root):
+        check_creatable(root, label)
+        return root
+    if not root.is_dir():
+        raise OutDirError(f"{label} exists and is not a directory")
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise OutDirError(f"{label} is not writable")
+    if is_laber_dir(root, "compare") or (root / SETTINGS_FILE).is_file():
+        return root
+    if is_laber_dir(root, "run"):
+        raise OutDirError(f"{label} holds a single laber run, not a compare: choose another out")
+    if not is_empty_dir(root, label):
+        raise OutDirError(
+            f"{label} exists and is not a laber compare (it is not empty and has neither a .laber-run marker nor "
+            f"a {SETTINGS_FILE}); a compare writes its runs, plot and summaries there: choose a new or empty out"
+        )
+    return root
+
+
 def plan(base: DQNConfig, arms: Sequence[str], seeds: Sequence[int], out: str | os.PathLike[str]) -> list[DQNConfig]:
     """The runs of a compare that still have to be trained, validating finished ones against ``base``.
 
     Seed-major order (every arm's seed 0, then every arm's seed 1, ...): a compare stopped early leaves every arm
-    with about the same number of seeds.
+    with about the same number of seeds. ``out`` and the directories of the runs to train are checked first
+    (``check_compare_dir``, ``check_run_dir``): ``OutDirError`` when laber may not write there.
     """
+    check_compare_dir(out)
     todo = []
     expected = base.to_dict()
     for seed in seeds:
@@ -57,6 +107,7 @@ def plan(base: DQNConfig, arms: Sequence[str], seeds: Sequence[int], out: str | 
                         f"{details}; use another --out or the same settings"
                     )
                 continue
+            check_run_dir(path)
             todo.append(config)
     return todo
 
@@ -90,6 +141,9 @@ def compare(
 ) -> CompareResult:
     """Train every missing ``arm`` x ``seed`` run (``base`` gives the other settings), then plot and summarise.
 
+    Everything is checked before anything is trained or written: the arguments, the environment and the update
+    schedule (``ValueError``) and ``out`` with the runs to train in it (``OutDirError``, see ``plan``).
+
     ``jobs`` > 1 trains runs in that many separate processes (each with one torch thread); ``jobs == 1`` trains
     in this process. Returns the paths of the plot and the summary and how many runs were trained or kept.
     """
@@ -111,9 +165,16 @@ def compare(
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must not repeat, got seeds={seeds!r}")
     jobs = check_positive_int(jobs, "jobs")
+    check_trainable(base)
+    check_env(base.env_id)
+    todo = plan(base, arms, seeds, out)
     root = Path(out)
-    todo = plan(base, arms, seeds, root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutDirError(f"out={str(out)!r} cannot be created: {exc}") from exc
+    if not is_laber_dir(root, "compare"):
+        write_marker(root, "compare")
     settings = base.to_dict()
     settings.pop("arm")
     settings.pop("seed")

@@ -7,9 +7,17 @@ A run directory holds
 * ``tb/``: TensorBoard event files, when the ``tensorboard`` package is installed (skipped otherwise);
 * ``result.json``: the config, timing (seconds per update) and versions, written last.
 
+* ``.laber-run``: a small JSON marker that says laber created the directory.
+
 Everything is written into ``<dir>.partial`` first and the directory is renamed into place at the end, so a run
 is finished exactly when ``<dir>/result.json`` exists; an interrupted run leaves only a ``.partial`` directory,
 which the next attempt removes.
+
+laber deletes only directories it can tell it created, the ones holding its ``.laber-run`` marker (written first
+into every run directory): ``execute`` replaces a previous run at ``out`` and an interrupted ``<out>.partial``
+only when they carry the marker (or are empty). Anything else there (a file, a foreign directory, a run written
+without the marker) is an ``OutDirError`` raised before anything is trained or written; ``check_run_dir`` runs
+the same checks on their own.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import csv
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +34,31 @@ from typing import Any
 import numpy as np
 
 from laber._optional import require
-from laber.agents.dqn import DQNConfig, RunResult, train
+from laber.agents.dqn import DQNConfig, RunResult, check_env, check_trainable, train
 
-__all__ = ["RESULT_FILE", "RunRecord", "execute", "is_finished", "load_run", "run_dir"]
+__all__ = [
+    "MARKER_FILE",
+    "RESULT_FILE",
+    "OutDirError",
+    "RunRecord",
+    "check_run_dir",
+    "execute",
+    "is_finished",
+    "is_laber_dir",
+    "load_run",
+    "run_dir",
+]
 
 RESULT_FILE = "result.json"
 EVAL_FILE = "eval.csv"
 EPISODES_FILE = "episodes.csv"
 PARTIAL_SUFFIX = ".partial"
+MARKER_FILE = ".laber-run"
+COMPARE_SETTINGS_FILE = "compare.json"  # a compare's settings (laber.experiments.compare); never replaced by a run
+
+
+class OutDirError(ValueError):
+    """An output directory laber cannot or may not write to; raised before anything is trained or written."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,124 @@ def run_dir(root: str | os.PathLike[str], arm: str, seed: int) -> Path:
 def is_finished(path: str | os.PathLike[str]) -> bool:
     """True when the run in ``path`` completed (its final file, ``result.json``, exists)."""
     return (Path(path) / RESULT_FILE).is_file()
+
+
+def _marker(path: Path) -> dict[str, Any] | None:
+    """The content of the ``.laber-run`` marker in ``path``, or None when there is no readable laber marker."""
+    try:
+        data = json.loads((path / MARKER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("created_by") == "laber" else None
+
+
+def is_laber_dir(path: str | os.PathLike[str], kind: str | None = None) -> bool:
+    """True when laber created the directory ``path`` (it holds the ``.laber-run`` marker), of ``kind`` if given.
+
+    ``kind`` is ``"run"`` (one run, or its ``.partial`` attempt) or ``"compare"`` (a compare's output directory).
+    """
+    marker = _marker(Path(path))
+    return marker is not None and (kind is None or marker.get("kind") == kind)
+
+
+def write_marker(path: Path, kind: str) -> None:
+    """Mark ``path``, a directory laber has just created, as laber's (``kind``: ``"run"`` or ``"compare"``)."""
+    from laber import __version__
+
+    info = {
+        "created_by": "laber",
+        "kind": kind,
+        "laber": __version__,
+        "pid": os.getpid(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (path / MARKER_FILE).write_text(json.dumps(info) + "\n")
+
+
+def check_creatable(path: Path, label: str) -> None:
+    """Raise ``OutDirError`` unless ``path`` (which does not exist) can be made: its nearest existing ancestor
+    must be a directory this process may write to (``os.access`` semantics, so root passes permission bits)."""
+    for parent in path.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise OutDirError(f"{label} cannot be created: {str(parent)!r} is not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutDirError(f"{label} cannot be created: the directory {str(parent)!r} is not writable")
+            return
+
+
+def is_empty_dir(path: Path, label: str) -> bool:
+    """True when the directory ``path`` has no entries; an unreadable one is an ``OutDirError``."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError as exc:
+        raise OutDirError(f"{label} cannot be read: {exc}") from exc
+
+
+def _check_replaceable(path: Path, label: str) -> None:
+    """Raise ``OutDirError`` unless ``path`` is absent (and creatable), an empty directory or a laber run."""
+    if path.is_symlink():
+        raise OutDirError(f"{label} is a symbolic link; laber replaces only run directories it created")
+    if not os.path.lexists(path):
+        check_creatable(path, label)
+        return
+    if not path.is_dir():
+        raise OutDirError(f"{label} exists and is not a directory")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutDirError(f"{label} cannot be replaced: the directory {str(path.parent)!r} is not writable")
+    if is_laber_dir(path, "run") or is_empty_dir(path, label):
+        return
+    if is_laber_dir(path, "compare") or (path / COMPARE_SETTINGS_FILE).is_file():
+        raise OutDirError(f"{label} holds a laber compare, not a run; a run never replaces it: choose another out")
+    if is_finished(path):
+        raise OutDirError(
+            f"{label} holds a run without a {MARKER_FILE} marker (written by an older laber, or not by laber); "
+            "laber replaces only runs it can tell it created: choose another out, or remove it yourself to re-run"
+        )
+    raise OutDirError(
+        f"{label} exists and is not a laber run (it is not empty and has no {MARKER_FILE} marker); laber never "
+        "deletes a directory it did not create: choose another out, or empty or remove it yourself"
+    )
+
+
+def _partial(final: Path) -> Path:
+    return final.with_name(final.name + PARTIAL_SUFFIX)
+
+
+def check_run_dir(out: str | os.PathLike[str]) -> Path:
+    """Check, writing nothing, that ``execute`` may write a run to ``out``; returns ``out`` as a Path.
+
+    ``out`` and its interrupted attempt ``<out>.partial`` must each be absent (with a writable directory to make
+    them in), an empty directory, or a laber run (marked ``.laber-run``). Anything else is an ``OutDirError``
+    naming ``out``: an empty string, a file or device, a path under a file, an unwritable parent, a symbolic
+    link, a foreign or unmarked directory, a compare's directory.
+    """
+    text = os.fspath(out)
+    if not isinstance(text, str) or not text:
+        raise OutDirError(f"out must name a directory, got out={out!r}")
+    final = Path(text)
+    if final.name in ("", ".", ".."):
+        raise OutDirError(f"out must name a directory of its own (not '.', '..' or a root), got out={text!r}")
+    label = f"out={text!r}"
+    _check_replaceable(final, label)
+    partial = _partial(final)
+    _check_replaceable(partial, f"{str(partial)!r} (the unfinished attempt of {label})")
+    return final
+
+
+def _remove_laber_dir(path: Path) -> None:
+    """Remove ``path`` if it is a laber run or an empty directory (``check_run_dir`` has vetted it)."""
+    if not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        if is_laber_dir(path, "run"):
+            shutil.rmtree(path)
+            return
+        if not any(path.iterdir()):
+            path.rmdir()
+            return
+    raise FileExistsError(f"{str(path)!r} appeared while laber was running and is not a laber run; left as it is")
 
 
 def _tensorboard_writer(path: Path) -> Any:
@@ -81,19 +225,27 @@ def execute(
     position: int | None = None,
     tensorboard: bool = True,
 ) -> Path:
-    """Train one run and write its outputs to ``out`` (replacing a previous run there); returns ``out``.
+    """Train one run and write its outputs to ``out`` (replacing a previous laber run there); returns ``out``.
 
-    torch uses one thread while the run trains (the fastest setting for these small networks, and the fair one
-    when several runs share a machine); the previous setting is restored afterwards.
+    Before anything is written: ``out`` must pass ``check_run_dir`` (``OutDirError`` otherwise, naming it), the
+    environment must suit the reference DQN and the run must reach its first update (``ValueError``, see
+    ``laber.agents.dqn.check_env`` and ``check_trainable``). torch uses one thread while the run trains (the
+    fastest setting for these small networks, and the fair one when several runs share a machine); the previous
+    setting is restored afterwards.
     """
     if not isinstance(config, DQNConfig):
         raise TypeError(f"config must be a DQNConfig, got config={config!r}")
     torch = require("torch", "laber runs")
-    final = Path(out)
-    partial = final.with_name(final.name + PARTIAL_SUFFIX)
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    final = check_run_dir(out)
+    check_trainable(config)
+    check_env(config.env_id)
+    partial = _partial(final)
+    _remove_laber_dir(partial)  # an interrupted attempt of laber's
+    try:
+        partial.mkdir(parents=True)
+    except OSError as exc:
+        raise OutDirError(f"out={str(out)!r} cannot be created: {exc}") from exc
+    write_marker(partial, "run")
     writer = _tensorboard_writer(partial / "tb") if tensorboard else None
     bar = None
     if progress:
@@ -128,8 +280,7 @@ def execute(
         writer.add_scalar("time/seconds_per_update", result.seconds_per_update, config.steps)
         writer.close()
     _write_outputs(partial, result, tensorboard=writer is not None)
-    if final.exists():
-        shutil.rmtree(final)
+    _remove_laber_dir(final)  # a previous laber run (or an empty directory)
     os.replace(partial, final)
     return final
 
