@@ -88,11 +88,11 @@ def _bad_priorities_message(p: np.ndarray, eps: float) -> str:
     finite = np.isfinite(p)
     if not finite.all():
         k = int(np.flatnonzero(~finite)[0])
-        return f"priorities must be finite and >= 0, got priorities[{k}]={p[k]!r}"
+        return f"priorities must be finite and >= 0, got priorities[{k}]={p[k]!s}"
     negative = p < 0
     if negative.any():
         k = int(np.flatnonzero(negative)[0])
-        return f"priorities must be finite and >= 0, got priorities[{k}]={p[k]!r}"
+        return f"priorities must be finite and >= 0, got priorities[{k}]={p[k]!s}"
     with np.errstate(over="ignore"):
         total = float(np.sum(p, dtype=np.float64)) + eps * p.size
     if total == 0.0:

@@ -49,6 +49,17 @@ __all__ = ["SumMinTree"]
 _INF = float("inf")
 
 
+def _real_values(values: object, name: str = "values") -> np.ndarray:
+    """``values`` as a float64 array, refusing what a cast would silently mangle (complex, bool, text, objects)."""
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError):  # ragged sequences
+        raise TypeError(f"{name} must be real numbers, got {name}={short_repr(values)}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype} for {name}={short_repr(values)}")
+    return arr.astype(np.float64)
+
+
 def _level_offsets(n: int, fanout: int, top_size: int, *, complete: bool = False) -> np.ndarray:
     """Offsets of the level arrays in one flat array (level ``l`` is ``flat[off[l]:off[l + 1]]``), level 0 the
     leaves: each level padded to a multiple of ``fanout`` while it has more than ``top_size`` nodes.
@@ -115,9 +126,14 @@ class SumMinTree:
         return float(self._mins[-1].min())
 
     def leaves(self, indexes: np.ndarray | None = None) -> np.ndarray:
-        """A fresh float64 copy of the leaf masses (all of them, or those at ``indexes``)."""
+        """A fresh float64 copy of the leaf masses (all of them, or those at ``indexes``, integers in
+        ``[0, capacity)``; checked)."""
         leaves = self._sums[0][: self.capacity]
-        return leaves.copy() if indexes is None else leaves.take(indexes)
+        if indexes is None:
+            return np.array(leaves)
+        arr = np.asarray(indexes)
+        self.check_indexes(arr.reshape(-1), "indexes")  # raises naming indexes; the result keeps arr's shape
+        return np.asarray(leaves.take(arr.astype(np.int64)))
 
     def _has_mass(self) -> bool:
         """Whether some leaf has positive mass (the first top node almost always answers)."""
@@ -134,12 +150,11 @@ class SumMinTree:
             raise ValueError(f"{name} must be 1-D, got shape {arr.shape} for {name}={short_repr(indexes)}")
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"{name} must be integers, got dtype {arr.dtype} for {name}={short_repr(indexes)}")
-        arr = arr.astype(np.int64, copy=False)
-        if arr.size:
+        if arr.size:  # on the given dtype: a uint64 index >= 2**63 would wrap to a negative int64
             lo, hi = int(arr.min()), int(arr.max())
             if lo < 0 or hi >= bound:
                 index_range_error(name, bound, lo, hi, indexes)
-        return arr
+        return arr.astype(np.int64, copy=False)
 
     def update(self, indexes: object, values: object) -> None:
         """Set ``q[indexes] = values`` (finite and ``>= 0``; checked) and refresh the ancestors in both trees.
@@ -148,7 +163,7 @@ class SumMinTree:
         step per level, or one compiled loop with numba (``laber.set_numba``); no Python loop over elements.
         """
         idx = self.check_indexes(indexes)
-        vals = np.asarray(values, dtype=np.float64).reshape(-1)
+        vals = _real_values(values).reshape(-1)
         if vals.shape != idx.shape:
             raise ValueError(
                 f"values must have one entry per index, got {vals.shape[0]} values for {idx.shape[0]} indexes"
@@ -219,7 +234,7 @@ class SumMinTree:
         ``values`` outside ``[0, total)`` are clipped into it (NaN is rejected). Returns int64 leaf indexes,
         never a leaf of mass 0. Raises ``ValueError`` if the total mass is 0.
         """
-        v = np.array(values, dtype=np.float64).reshape(-1)
+        v = _real_values(values).reshape(-1)
         if np.isnan(v).any():
             raise ValueError(f"values must not be NaN, got values={short_repr(values)}")
         k = _accel.kernels("sumtree")
