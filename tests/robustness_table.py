@@ -270,13 +270,6 @@ def _a_directory(d: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ defects
 # Known library defects (being fixed); each case naming one is xfail(strict=True) until then.
-D_SIZE_TYPE = "a size that is not a number raises ValueError, not TypeError"
-D_DEFAULT_DTYPE = "a non-numeric default_dtype is blamed on env_dict['obs']['dtype'], which was never given"
-D_PRIORITY_NAME = "a field named '_priority' is silently replaced by the hidden priority column"
-D_LINK_NAME = "a field named '_next_link' with next_of fails in numpy ('name already used as a name or title')"
-D_STEPS_NAME = "a field named '_steps' with Nstep is accepted, then overwritten by the internal step counts"
-D_PLS_BATCH_TYPE = "large_batch=None fails with \"argument of type 'NoneType' is not iterable\", not naming large_batch"
-D_PLS_LABER_TYPE = "laber=None fails with \"'NoneType' object is not callable\", not naming laber"
 D_PATH_NONE = "path=None fails in pathlib ('expected str, bytes or os.PathLike object'), not naming path"
 D_NOT_NPZ = "a file that is not an .npz fails with numpy's message about pickled data, not naming the file"
 
@@ -318,7 +311,6 @@ case(
     TypeError,
     "size",
     echo="'100'",
-    defect=D_SIZE_TYPE,
 )
 case(
     "rb-size-none",
@@ -328,7 +320,6 @@ case(
     TypeError,
     "size",
     echo="None",
-    defect=D_SIZE_TYPE,
 )
 # env_dict
 case("rb-env-none", RB, "`env_dict` missing", lambda _: ReplayBuffer(8), TypeError, "env_dict")
@@ -509,7 +500,6 @@ case(
     lambda _: ReplayBuffer(8, {"obs": {}, "_next_link": {}}, next_of="obs"),
     ValueError,
     "'_next_link'",
-    defect=D_LINK_NAME,
 )
 case(
     "rb-field-steps",
@@ -518,7 +508,6 @@ case(
     lambda _: ReplayBuffer(8, {**SMALL, "_steps": {}}, Nstep={"size": 2, "rew": "rew"}),
     ValueError,
     "'_steps'",
-    defect=D_STEPS_NAME,
 )
 case(
     "rb-default-dtype-unknown",
@@ -536,7 +525,6 @@ case(
     lambda _: ReplayBuffer(8, {"obs": {}}, default_dtype=object),
     TypeError,
     "default_dtype",
-    defect=D_DEFAULT_DTYPE,
 )
 case("rb-rng-negative", RB, "`rng=-1`", lambda _: ReplayBuffer(8, ENV, rng=-1), ValueError, "rng", echo="-1")
 case(
@@ -1145,7 +1133,6 @@ case(
     lambda _: PrioritizedReplayBuffer(8, {"obs": {}, "_priority": {"shape": 2}}),
     ValueError,
     "'_priority'",
-    defect=D_PRIORITY_NAME,
 )
 
 # PrioritizedReplayBuffer.add
@@ -1893,7 +1880,6 @@ case(
     TypeError,
     "large_batch",
     per_large_batch,
-    defect=D_PLS_BATCH_TYPE,
 )
 case(
     "pls-laber-none",
@@ -1903,7 +1889,6 @@ case(
     TypeError,
     "laber",
     per_large_batch,
-    defect=D_PLS_LABER_TYPE,
 )
 
 # SumMinTree

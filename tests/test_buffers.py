@@ -208,9 +208,12 @@ def test_overwrite_order_at_wraparound() -> None:
 
 def test_size_accepts_integral_floats_only() -> None:
     assert ReplayBuffer(1e3, {"x": {}}).get_buffer_size() == 1000
-    for bad in (0, -3, 2.5, "10", True, float("nan")):
+    for bad in (0, -3, 2.5, float("nan")):
         with pytest.raises(ValueError, match=r"size must be a positive integer"):
-            ReplayBuffer(bad, {"x": {}})  # type: ignore[arg-type]
+            ReplayBuffer(bad, {"x": {}})
+    for wrong_type in ("10", True, None):
+        with pytest.raises(TypeError, match=r"size must be a positive integer"):
+            ReplayBuffer(wrong_type, {"x": {}})  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------------ validation

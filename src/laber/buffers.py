@@ -28,9 +28,11 @@ __all__ = ["ReplayBuffer"]
 
 def _check_size(size: object) -> int:
     """A positive int; an integral float such as ``1e+6`` (which the reference page passes) is accepted."""
+    if isinstance(size, bool) or not isinstance(size, numbers.Real):
+        raise TypeError(f"size must be a positive integer (or an integral float like 1e6), got size={size!r}")
     if isinstance(size, float) and size.is_integer():
         size = int(size)
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or int(size) <= 0:
+    if not isinstance(size, numbers.Integral) or int(size) <= 0:
         raise ValueError(f"size must be a positive integer (or an integral float like 1e6), got size={size!r}")
     return int(size)
 
@@ -414,11 +416,28 @@ class ReplayBuffer:
             save(self, path)
 
     def load_transitions(self, path: str | Any) -> None:
-        """Replace this buffer's contents with a checkpoint written by ``save_transitions`` (same fields)."""
+        """Replace this buffer's contents with a checkpoint written by ``save_transitions`` (same fields).
+
+        The whole file is checked first: on any error a ``ValueError`` names the path and the buffer is
+        unchanged. A checkpoint of this buffer's size is restored exactly (same ring positions); one of another
+        size keeps its newest ``min(stored, size)`` rows, oldest first at index 0 (see :mod:`laber.checkpoint`).
+        Holds the buffer's lock for the whole read."""
         from laber.checkpoint import load
 
         with self._lock:
             load(self, path)
+
+    def _check_extra(
+        self, extra: Mapping[str, Any], rows: Mapping[str, np.ndarray], pending: Mapping[str, np.ndarray]
+    ) -> None:
+        """Check a checkpoint's extra state before ``load_transitions`` changes anything (raise ValueError).
+
+        ``extra``: what ``_checkpoint_extra`` saved; ``rows[name]`` and ``pending[name]``: the values of each
+        hidden field in the rows the buffer will store and in the pending N-step transitions. A subclass checks
+        and removes its own keys, then calls this, which refuses any key left over.
+        """
+        if extra:
+            raise ValueError(f"unexpected extra state {sorted(extra)} for a {type(self).__name__}")
 
     def _describe(self) -> dict[str, Any]:
         return {

@@ -92,6 +92,14 @@ class Schema:
             default = np.dtype(default_dtype)  # type: ignore[call-overload]
         except TypeError as exc:
             raise TypeError(f"default_dtype must be a numpy dtype, got default_dtype={default_dtype!r}") from exc
+        if default.kind not in "biufc":
+            raise TypeError(f"default_dtype must be a numeric or bool dtype, got default_dtype={default_dtype!r}")
+        for name in env_dict:
+            if isinstance(name, str) and name.startswith("_"):
+                raise ValueError(
+                    f"field name {name!r} is reserved: names starting with '_' are laber's internal columns "
+                    f"(links, N-step step counts, priorities); rename the field in env_dict"
+                )
         fields: dict[str, Field] = {}
         for name, spec in {**env_dict, **(hidden or {})}.items():
             if not isinstance(name, str) or not name:

@@ -180,6 +180,29 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         extra["max_priority"] = self._max_priority
         return extra
 
+    def _check_extra(
+        self, extra: Mapping[str, Any], rows: Mapping[str, np.ndarray], pending: Mapping[str, np.ndarray]
+    ) -> None:
+        """A checkpoint's running maximum must be a finite number ``>= 0``; the priorities of the rows it stores
+        finite and ``>= 0`` (those of pending N-step transitions may also be NaN: not given yet), and none so
+        large that ``(p + eps) ** alpha`` could overflow the sums over this buffer's size."""
+        rest = dict(extra)
+        top = rest.pop("max_priority", 1.0)
+        try:
+            value = float(top) if isinstance(top, (int, float)) and not isinstance(top, bool) else math.nan
+        except OverflowError:
+            value = math.inf
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"the running max priority must be a finite number >= 0, got max_priority={top!r}")
+        self._check_mass(np.array([value]))
+        stored = _check_priorities(rows[_PRIORITY].reshape(-1), "stored priorities")
+        self._check_mass(stored)
+        if _PRIORITY in pending:
+            given = np.asarray(pending[_PRIORITY], dtype=np.float64).reshape(-1)
+            given = _check_priorities(given[~np.isnan(given)], "pending priorities")
+            self._check_mass(given)
+        super()._check_extra(rest, rows, pending)
+
     def _restore_extra(self, extra: Mapping[str, Any]) -> None:
         super()._restore_extra(extra)
         self._max_priority = float(extra.get("max_priority", 1.0))
@@ -372,6 +395,13 @@ def per_laber_subsample(laber: Any, large_batch: Mapping[str, Any], priorities: 
     bias toward high priorities, exactly as in PER. The paper itself reports that the combination brings
     little over LaBER alone, at extra cost.
     """
+    if not callable(laber):
+        raise TypeError(f"laber must be a LaBER sampler (LaBERmean, LaBERlazy or LaBERmax), got laber={laber!r}")
+    if not isinstance(large_batch, Mapping):
+        raise TypeError(
+            f"large_batch must be the dict returned by PrioritizedReplayBuffer.sample, "
+            f"got large_batch={short_repr(large_batch)}"
+        )
     for key in _RESERVED_OUTPUTS:
         if key not in large_batch:
             raise ValueError(
