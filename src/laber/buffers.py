@@ -373,7 +373,7 @@ class ReplayBuffer:
             return self._gather(np.arange(self._stored, dtype=np.int64))
 
     def get_stored_size(self) -> int:
-        """Number of rows stored (at most ``get_buffer_size()``)."""
+        """Number of rows stored (at most ``get_buffer_size()``). Reads one counter: takes no lock."""
         return self._stored
 
     def get_buffer_size(self) -> int:
@@ -381,7 +381,7 @@ class ReplayBuffer:
         return self._size
 
     def get_next_index(self) -> int:
-        """Ring index the next row will be written to."""
+        """Ring index the next row will be written to. Reads one counter: takes no lock."""
         return self._next
 
     def __len__(self) -> int:
