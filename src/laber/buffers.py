@@ -28,7 +28,8 @@ __all__ = ["ReplayBuffer"]
 
 def _check_size(size: object) -> int:
     """A positive int; an integral float such as ``1e+6`` (which the reference page passes) is accepted."""
-    if isinstance(size, bool) or not isinstance(size, numbers.Real):
+    is_number = isinstance(size, numbers.Real) and not isinstance(size, bool)
+    if not is_number:
         raise TypeError(f"size must be a positive integer (or an integral float like 1e6), got size={size!r}")
     if isinstance(size, float) and size.is_integer():
         size = int(size)
