@@ -434,7 +434,7 @@ class ReplayBuffer:
         """Check a checkpoint's extra state before ``load_transitions`` changes anything (raise ValueError).
 
         ``extra``: what ``_checkpoint_extra`` saved; ``rows[name]`` and ``pending[name]``: the values of each
-        hidden field in the rows the buffer will store and in the pending N-step transitions. A subclass checks
+        hidden field in every row of the checkpoint and in its pending N-step transitions. A subclass checks
         and removes its own keys, then calls this, which refuses any key left over.
         """
         if extra:

@@ -183,8 +183,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def _check_extra(
         self, extra: Mapping[str, Any], rows: Mapping[str, np.ndarray], pending: Mapping[str, np.ndarray]
     ) -> None:
-        """A checkpoint's running maximum must be a finite number ``>= 0``; the priorities of the rows it stores
-        finite and ``>= 0`` (those of pending N-step transitions may also be NaN: not given yet), and none so
+        """A checkpoint's running maximum must be a finite number ``>= 0``; the priorities of its rows finite and
+        ``>= 0`` (those of pending N-step transitions may also be NaN: not given yet), and none so
         large that ``(p + eps) ** alpha`` could overflow the sums over this buffer's size."""
         rest = dict(extra)
         top = rest.pop("max_priority", 1.0)
