@@ -257,11 +257,13 @@ def _other_nstep(d: Path) -> None:
     rb.save_transitions(d / "ckpt.npz")
 
 
-def _larger_buffer(d: Path) -> None:
+def _truncated(d: Path) -> None:
     rb = ReplayBuffer(32, ENV, Nstep=NSTEP, rng=0)
     rb.add(**transitions(20))
     rb.on_episode_end()
     rb.save_transitions(d / "ckpt.npz")
+    with open(d / "ckpt.npz", "r+b") as fh:  # a copy cut short, e.g. by a full disk
+        fh.truncate((d / "ckpt.npz").stat().st_size // 2)
 
 
 def _a_directory(d: Path) -> None:
@@ -270,8 +272,6 @@ def _a_directory(d: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ defects
 # Known library defects (being fixed); each case naming one is xfail(strict=True) until then.
-D_PATH_NONE = "path=None fails in pathlib ('expected str, bytes or os.PathLike object'), not naming path"
-D_NOT_NPZ = "a file that is not an .npz fails with numpy's message about pickled data, not naming the file"
 
 
 # ------------------------------------------------------------------------------------------------ the table
@@ -2117,7 +2117,6 @@ case(
     ValueError,
     "notes.txt",
     files("load-not-npz", _text_file),
-    defect=D_NOT_NPZ,
 )
 case(
     "load-directory",
@@ -2147,14 +2146,13 @@ case(
     files("load-other-nstep", _other_nstep),
 )
 case(
-    "load-too-many-rows",
+    "load-truncated",
     LOAD,
-    "20 rows into a buffer of 16",
+    "a checkpoint cut to half its length",
     lambda o: o[0].load_transitions(o[1] / "ckpt.npz"),
     ValueError,
-    "size",
-    files("load-too-many-rows", _larger_buffer),
-    echo="20 rows",
+    "ckpt.npz",
+    files("load-truncated", _truncated),
 )
 case(
     "load-none",
@@ -2164,7 +2162,6 @@ case(
     TypeError,
     "path",
     files("load-none"),
-    defect=D_PATH_NONE,
 )
 case(
     "save-directory",
@@ -2192,7 +2189,6 @@ case(
     TypeError,
     "path",
     files("save-none"),
-    defect=D_PATH_NONE,
 )
 
 # set_numba
