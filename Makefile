@@ -7,7 +7,7 @@ EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean robustness-doc
+.PHONY: demo test lint typecheck pytest fuzz bench clean robustness-doc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# The stateful fuzzer of tests/test_fuzz.py in its long profile: at least 10,000 call sequences (make test runs a
+# short one). LABER_FUZZ_SEED=<int> changes the seed.
+fuzz: $(STAMP)
+	LABER_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 # docs/robustness.md, rendered from the malformed-call table of tests/robustness_table.py (test_robustness.py
 # fails when it is out of date).
