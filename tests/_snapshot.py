@@ -22,7 +22,7 @@ import numpy as np
 
 from laber import PrioritizedReplayBuffer, ReplayBuffer, SumMinTree, _accel
 from laber.laber import _LaBER
-from laber.storage import NextOfLinks, StackLinks, _SideStore
+from laber.links import NextOfLinks, StackLinks, _SideStore
 
 __all__ = ["assert_unchanged", "diff", "snapshot"]
 

@@ -11,6 +11,8 @@ from scipy import stats
 
 from laber import LaBERmean, ReplayBuffer
 
+pytestmark = pytest.mark.usefixtures("storage_backend")  # every storage backend (tests/conftest.py)
+
 ENV = {
     "obs": {"shape": 3},
     "act": {"shape": 1, "dtype": np.uint8},

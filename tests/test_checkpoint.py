@@ -21,7 +21,9 @@ import pytest
 import laber
 from laber import PrioritizedReplayBuffer, ReplayBuffer
 from laber import checkpoint as ckpt
-from laber.storage import LINK, STACK_LINK
+from laber.links import LINK, STACK_LINK
+
+pytestmark = pytest.mark.usefixtures("storage_backend")  # every storage backend (tests/conftest.py)
 
 FRAME, DEPTH = (2,), 3
 OBS = {"shape": (*FRAME, DEPTH)}
@@ -782,6 +784,7 @@ def test_the_next_save_removes_what_a_killed_save_left(tmp_path: Path) -> None:
 import os, signal, sys
 import numpy as np
 from laber import ReplayBuffer
+
 rb = ReplayBuffer(2000, {"obs": {"shape": 64}})
 rb.add(obs=np.ones((2000, 64)))
 def dying(fh, **arrays):

@@ -15,6 +15,8 @@ import pytest
 
 from laber import LaBERmean, PrioritizedReplayBuffer, ReplayBuffer, per_laber_subsample
 
+pytestmark = pytest.mark.usefixtures("storage_backend")  # every storage backend (tests/conftest.py)
+
 # ------------------------------------------------------------------------------------ 1. copies at the door
 
 

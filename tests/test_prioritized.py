@@ -15,6 +15,8 @@ from scipy import stats
 import laber
 from laber import LaBERmean, PrioritizedReplayBuffer, _accel, per_laber_subsample
 
+pytestmark = pytest.mark.usefixtures("storage_backend")  # every storage backend (tests/conftest.py)
+
 ENV = {"obs": {"shape": 3}, "act": {"dtype": np.int64}, "rew": {}, "done": {}}
 
 

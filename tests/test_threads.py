@@ -22,6 +22,8 @@ import pytest
 
 from laber import PrioritizedReplayBuffer, ReplayBuffer
 
+pytestmark = pytest.mark.usefixtures("storage_backend")  # every storage backend (tests/conftest.py)
+
 WRITERS = 4
 STEPS = 1500  # per writer; adds are single or batches of 3
 OBS = 6

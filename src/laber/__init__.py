@@ -8,6 +8,7 @@ sub-samples ``B`` of them in proportion, with importance weights that keep the g
 from laber._accel import numba_enabled, set_numba
 from laber.buffers import ReplayBuffer
 from laber.laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
+from laber.mp import MPPrioritizedReplayBuffer, MPReplayBuffer
 from laber.prioritized import PrioritizedReplayBuffer, per_laber_subsample
 from laber.sumtree import SumMinTree
 
@@ -15,6 +16,8 @@ __all__ = [
     "LaBERlazy",
     "LaBERmax",
     "LaBERmean",
+    "MPPrioritizedReplayBuffer",
+    "MPReplayBuffer",
     "PrioritizedReplayBuffer",
     "ReplayBuffer",
     "SumMinTree",

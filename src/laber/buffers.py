@@ -12,7 +12,7 @@ field, then splits the gathered rows into fresh, contiguous, per-field arrays.
 from __future__ import annotations
 
 import numbers
-import threading
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +20,33 @@ import numpy as np
 
 from laber._validation import RngLike, as_generator, check_positive_int
 from laber.fields import Field, Schema
+from laber.links import LINK, STACK_LINK, NextOfLinks, StackLinks
 from laber.nstep import DISCOUNT, STEPS, NstepAccumulator, NstepConfig
-from laber.storage import LINK, STACK_LINK, NextOfLinks, StackLinks
+from laber.storage import MemoryStorage, MmapStorage, Storage
 
 __all__ = ["ReplayBuffer"]
+
+
+def _choose_storage(storage: object, mmap_prefix: object) -> Storage:
+    if storage is not None and mmap_prefix is not None:
+        raise ValueError(f"give storage or mmap_prefix, not both; got storage={storage!r}, mmap_prefix={mmap_prefix!r}")
+    if mmap_prefix is not None:
+        return MmapStorage(mmap_prefix)  # type: ignore[arg-type]  # MmapStorage checks the type
+    if storage is None:
+        return MemoryStorage()
+    if not all(callable(getattr(storage, m, None)) for m in ("allocate", "lock", "close")):
+        raise TypeError(f"storage must be a laber.storage backend (allocate, lock, close), got storage={storage!r}")
+    return storage  # type: ignore[return-value]
+
+
+def _check_storage_options(storage: Storage, next_of: object, stack_compress: object) -> None:
+    """Refuse the options a storage backend cannot hold, naming them and saying why."""
+    if storage.shared and (next_of is not None or stack_compress is not None):
+        raise ValueError(
+            f"next_of and stack_compress are not supported with {storage.name} storage: their side stores grow "
+            f"in one process's memory, which other processes cannot see; got next_of={next_of!r}, "
+            f"stack_compress={stack_compress!r}"
+        )
 
 
 def _check_size(size: object) -> int:
@@ -45,11 +68,11 @@ class ReplayBuffer:
         size: capacity in transitions; the oldest are overwritten first.
         env_dict: ``{name: {"shape": int | tuple (default 1), "dtype": dtype (default default_dtype)}}``.
         next_of: a field name (or list): store ``obs`` once and derive ``next_obs`` from the following row,
-            keeping each episode's final next observation apart (see :mod:`laber.storage`). ``env_dict`` then
+            keeping each episode's final next observation apart (see :mod:`laber.links`). ``env_dict`` then
             lists ``obs`` only; ``add`` still takes ``next_obs`` and ``sample`` returns it.
         stack_compress: a field name (or list) of stacked frames, stacked along the last axis (shape
             ``(*frame, S)``, e.g. ``(84, 84, 4)``): each row stores its newest frame only and the ``S - 1`` older
-            ones are read from the rows before it, exactly (bitwise-checked; see :class:`laber.storage.StackLinks`),
+            ones are read from the rows before it, exactly (bitwise-checked; see :class:`laber.links.StackLinks`),
             so the field takes about ``1/S`` of its naive memory. Combines with ``next_of`` and N-step.
         default_dtype: dtype of fields that do not name one (float32).
         Nstep: ``{"size": n, "rew": str | list, "gamma": 0.99, "next": str | list}``. Each stored row then holds
@@ -59,6 +82,11 @@ class ReplayBuffer:
             A transition with ``done`` true ends every window that reaches it; ``on_episode_end()`` ends the
             others (time limits). See :mod:`laber.nstep`.
         rng: an int seed or a ``numpy.random.Generator`` for ``sample``.
+        mmap_prefix: keep the arrays in memory-mapped files ``{mmap_prefix}_{name}.laber.dat`` (cpprb's name):
+            buffers larger than RAM. The files must not exist; laber never deletes them
+            (see :class:`laber.storage.MmapStorage`).
+        storage: where the arrays live (a :mod:`laber.storage` backend); default process memory.
+            ``MPReplayBuffer`` passes shared memory.
 
     Thread safety: every public method may be called from several threads at once (the usual split: actor
     threads ``add``, a learner thread ``sample``\s and updates priorities). Each call holds the buffer's lock
@@ -92,8 +120,11 @@ class ReplayBuffer:
         default_dtype: object = np.float32,
         Nstep: Mapping[str, Any] | None = None,
         rng: RngLike = None,
+        mmap_prefix: str | os.PathLike[str] | None = None,
+        storage: Storage | None = None,
     ) -> None:
-        self._lock = threading.RLock()
+        self._storage = _choose_storage(storage, mmap_prefix)
+        self._lock = self._storage.lock(self._sync_in, self._sync_out)
         self._size = _check_size(size)
         if env_dict is None:
             raise TypeError("env_dict is required: {name: {'shape': ..., 'dtype': ...}}")
@@ -104,6 +135,7 @@ class ReplayBuffer:
                 f"field name {DISCOUNT!r} is reserved: with Nstep, sample() returns the bootstrap discount "
                 f"gamma**k under that name; rename the field in env_dict"
             )
+        _check_storage_options(self._storage, next_of, stack_compress)
         derived = self._parse_next_of(next_of, env_dict)
         inputs = {**env_dict, **{f"next_{x}": env_dict[x] for x in derived}}
         schema = Schema(inputs, default_dtype, self._hidden_fields())
@@ -129,6 +161,9 @@ class ReplayBuffer:
         if self._stack is not None:
             stored_fields.append(Field(STACK_LINK, (), np.dtype(np.int64)))
         self._layout(stored_fields)
+        self._counters = (
+            self._storage.allocate("counters", (2,), np.dtype(np.int64), 0) if self._storage.shared else None
+        )
         self._next = 0
         self._stored = 0
         self._watch_rows = type(self)._on_rows_written is not ReplayBuffer._on_rows_written
@@ -197,9 +232,25 @@ class ReplayBuffer:
             offset += f.size * f.dtype.itemsize
         itemsize = max(8, -(-offset // 8) * 8)
         self._record = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
-        self._store = np.zeros(self._size, dtype=self._record)
+        self._store = self._storage.allocate("records", (self._size,), self._record, 0)
         self._cols = {f.name: self._store[f.name] for f in fields}
         self._record_names: tuple[str, ...] = tuple(names)
+
+    # ------------------------------------------------------------------------------------------- sharing
+    def _sync_in(self) -> None:
+        """Shared storage, lock just taken: load the scalars other processes may have changed."""
+        if self._counters is not None:
+            self._next, self._stored = int(self._counters[0]), int(self._counters[1])
+
+    def _sync_out(self) -> None:
+        """Shared storage, lock about to be released: publish the scalars."""
+        if self._counters is not None:
+            self._counters[0], self._counters[1] = self._next, self._stored
+
+    def close(self) -> None:
+        """Release the storage (shared memory is unlinked by the process that created it; mmap files are
+        flushed and kept). The buffer must not be used afterwards. Idempotent."""
+        self._storage.close()
 
     # ------------------------------------------------------------------------------------------- hooks
     @classmethod
@@ -374,19 +425,22 @@ class ReplayBuffer:
             return self._gather(np.arange(self._stored, dtype=np.int64))
 
     def get_stored_size(self) -> int:
-        """Number of rows stored (at most ``get_buffer_size()``). Reads one counter: takes no lock."""
-        return self._stored
+        """Number of rows stored (at most ``get_buffer_size()``). Takes the lock just to read the counter (with
+        shared storage, the count other processes published)."""
+        with self._lock:
+            return self._stored
 
     def get_buffer_size(self) -> int:
         """Capacity in rows."""
         return self._size
 
     def get_next_index(self) -> int:
-        """Ring index the next row will be written to. Reads one counter: takes no lock."""
-        return self._next
+        """Ring index the next row will be written to. Takes the lock just to read the counter."""
+        with self._lock:
+            return self._next
 
     def __len__(self) -> int:
-        return self._stored
+        return self.get_stored_size()
 
     def clear(self) -> None:
         """Forget every stored row and any N-step transitions still pending. Holds the buffer's lock."""
@@ -455,3 +509,27 @@ class ReplayBuffer:
                 "next": list(self._nstep_config.next),
             },
         }
+
+    def get_transitions(self, indexes: object) -> dict[str, np.ndarray]:
+        """The stored rows at ``indexes`` (ring positions in ``[0, stored)``, repeats allowed), as fresh arrays.
+
+        Every public field (with N-step also ``discount``), as ``sample`` returns them but without ``indexes``;
+        an empty ``indexes`` gives ``(0, *shape)`` arrays. ``indexes`` is a 1-D sequence of integers (a torch
+        tensor is brought to the host). Raises ``TypeError``/``ValueError`` naming ``indexes``. Holds the lock.
+        """
+        from laber._validation import host_array, short_repr
+
+        arr = np.asarray(host_array(indexes))
+        if arr.ndim != 1:
+            raise ValueError(f"indexes must be 1-D, got shape {arr.shape} for indexes={short_repr(indexes)}")
+        if arr.size and (arr.dtype.kind not in "iu"):
+            raise TypeError(f"indexes must be integers, got dtype {arr.dtype} for indexes={short_repr(indexes)}")
+        with self._lock:
+            if arr.size:
+                lo, hi = int(arr.min()), int(arr.max())
+                if lo < 0 or hi >= self._stored:
+                    bad = lo if lo < 0 else hi
+                    raise ValueError(
+                        f"indexes must be in [0, {self._stored}), got {bad} in indexes={short_repr(indexes)}"
+                    )
+            return self._gather(arr.astype(np.int64))

@@ -64,7 +64,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from laber.fields import Field, Schema
-from laber.storage import LINK, STACK_LINK, StackLinks
+from laber.links import LINK, STACK_LINK, StackLinks
 
 if sys.platform != "win32":
     import fcntl

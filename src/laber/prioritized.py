@@ -122,10 +122,23 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.alpha = check_nonnegative_float(alpha, "alpha")
         self.eps = check_nonnegative_float(eps, "eps")
         super().__init__(size, env_dict, **kwargs)
-        self._tree = SumMinTree(self.get_buffer_size())
+        self._tree = SumMinTree(self.get_buffer_size(), allocate=self._storage.allocate)
         self._max_priority = 1.0
+        self._shared_max: np.ndarray | None = (
+            self._storage.allocate("max_priority", (1,), np.dtype(np.float64), 1.0) if self._storage.shared else None
+        )
 
     # ------------------------------------------------------------------------------------- hooks (base)
+    def _sync_in(self) -> None:
+        super()._sync_in()
+        if self._shared_max is not None:
+            self._max_priority = float(self._shared_max[0])
+
+    def _sync_out(self) -> None:
+        super()._sync_out()
+        if self._shared_max is not None:
+            self._shared_max[0] = self._max_priority
+
     @classmethod
     def _hidden_fields(cls) -> dict[str, dict[str, Any]]:
         return {**super()._hidden_fields(), _PRIORITY: {"shape": 1, "dtype": np.float64}}
@@ -207,7 +220,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         super()._restore_extra(extra)
         self._max_priority = float(extra.get("max_priority", 1.0))
         stored = self.get_stored_size()
-        self._tree = SumMinTree(self.get_buffer_size())
+        self._tree.reset()
         if stored:
             idx = np.arange(stored, dtype=np.int64)
             self._tree._update_unchecked(idx, self._mass(self._priority_column()[:stored].copy()))
@@ -359,7 +372,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """Remove every transition; priorities and the running maximum start afresh. Holds the buffer's lock."""
         with self._lock:
             super().clear()
-            self._tree = SumMinTree(self.get_buffer_size())
+            self._tree.reset()
             self._max_priority = 1.0
 
 

@@ -37,7 +37,8 @@ Exactness:
 from __future__ import annotations
 
 import math
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -58,6 +59,14 @@ def _real_values(values: object, name: str = "values") -> np.ndarray:
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype} for {name}={short_repr(values)}")
     return arr.astype(np.float64)
+
+
+Allocate = Callable[[str, tuple[int, ...], np.dtype[Any], float], np.ndarray]
+"""``allocate(name, shape, dtype, fill)``: a new array filled with ``fill`` (see ``laber.storage``)."""
+
+
+def _allocate_here(name: str, shape: tuple[int, ...], dtype: np.dtype[Any], fill: float) -> np.ndarray:
+    return np.full(shape, fill, dtype=dtype)
 
 
 def _level_offsets(n: int, fanout: int, top_size: int, *, complete: bool = False) -> np.ndarray:
@@ -98,7 +107,9 @@ class SumMinTree:
     the level views the numpy path works on, the flat arrays what the numba kernels take.
     """
 
-    def __init__(self, capacity: int, *, top_size: int = 4096, min_fanout: int = 32) -> None:
+    def __init__(
+        self, capacity: int, *, top_size: int = 4096, min_fanout: int = 32, allocate: Allocate | None = None
+    ) -> None:
         self.capacity = check_positive_int(capacity, "capacity")
         self.top_size = check_positive_int(top_size, "top_size")
         self.min_fanout = check_positive_int(min_fanout, "min_fanout")
@@ -106,8 +117,9 @@ class SumMinTree:
             raise ValueError(f"min_fanout must be >= 2, got min_fanout={min_fanout!r}")
         self._sum_off = _level_offsets(self.capacity, 2, self.top_size, complete=True)
         self._min_off = _level_offsets(self.capacity, self.min_fanout, self.top_size)
-        self._sum_flat = np.zeros(int(self._sum_off[-1]), dtype=np.float64)
-        self._min_flat = np.full(int(self._min_off[-1]), _INF, dtype=np.float64)
+        make = _allocate_here if allocate is None else allocate
+        self._sum_flat = make("tree_sum", (int(self._sum_off[-1]),), np.dtype(np.float64), 0.0)
+        self._min_flat = make("tree_min", (int(self._min_off[-1]),), np.dtype(np.float64), _INF)
         self._sums = [self._sum_flat[a:b] for a, b in zip(self._sum_off[:-1], self._sum_off[1:], strict=True)]
         self._mins = [self._min_flat[a:b] for a, b in zip(self._min_off[:-1], self._min_off[1:], strict=True)]
         self._top = int(self._sum_off[-2])  # flat position of the first top-level sum node
@@ -115,6 +127,11 @@ class SumMinTree:
         # Views made once: the left and right children of every sum node, the children blocks of every min node.
         self._pairs = [level.reshape(-1, 2) for level in self._sums[:-1]]
         self._blocks = [level.reshape(-1, self.min_fanout) for level in self._mins[:-1]]
+
+    def reset(self) -> None:
+        """Every leaf back to mass 0, in place (the arrays may be shared with other processes)."""
+        self._sum_flat.fill(0.0)
+        self._min_flat.fill(_INF)
 
     # ------------------------------------------------------------------------------------------- queries
     def total(self) -> float:

@@ -1,5 +1,6 @@
-"""``next_of`` memory sharing: store ``obs`` once and derive ``next_obs`` from a later row.
+"""``next_of`` and ``stack_compress`` memory sharing: links between rows of one ring buffer.
 
+``next_of`` (``NextOfLinks``): store ``obs`` once and derive ``next_obs`` from a later row.
 Each stored row ``r`` carries a link (a hidden int64 column). For a row whose window summed ``s`` steps (``s = 1``
 without N-step), the transition ``s`` rows later begins where this one ended, so its ``obs`` normally *is* this
 row's ``next_obs``: the link is then ``-s`` and ``next_obs[r] = obs[(r + s) % size]``. The link is made only when

@@ -1,0 +1,77 @@
+"""Memory-mapped files (cpprb's ``mmap_prefix=``): buffers larger than RAM.
+
+Each array is a file ``{prefix}_{name}.laber.dat`` mapped with ``numpy.memmap``; the operating system pages rows
+in and out, so resident memory follows the rows touched, not the buffer's size. Files are created exclusively:
+an existing file is never overwritten (a named ``FileExistsError`` says which), and laber never deletes them, not
+even at ``close()``: they are the user's disk space to keep or remove. The lock is a ``threading.RLock`` (one
+process; for several processes use ``MPReplayBuffer``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from laber.storage.base import Hook
+
+
+class MmapStorage:
+    """Arrays in memory-mapped files named ``{prefix}_{name}.laber.dat``."""
+
+    name = "mmap"
+    shared = False
+
+    def __init__(self, prefix: str | os.PathLike[str]) -> None:
+        if not isinstance(prefix, (str, os.PathLike)) or not str(prefix):
+            raise TypeError(f"mmap_prefix must be a non-empty path prefix (str or os.PathLike), got {prefix!r}")
+        self.prefix = str(prefix)
+        parent = Path(self.prefix + "_x").parent
+        if not parent.is_dir():
+            raise ValueError(f"mmap_prefix={self.prefix!r}: directory {str(parent)!r} does not exist")
+        self.paths: list[Path] = []
+        self._maps: list[np.memmap[Any, Any]] = []
+
+    def path(self, name: str) -> Path:
+        """The file that holds array ``name``."""
+        return Path(f"{self.prefix}_{name}.laber.dat")
+
+    def allocate(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any], fill: float) -> np.ndarray:
+        path = self.path(name)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            raise FileExistsError(
+                f"mmap_prefix={self.prefix!r}: {str(path)!r} already exists; laber never overwrites a file: "
+                f"remove it or choose another mmap_prefix"
+            ) from None
+        try:
+            os.ftruncate(fd, max(nbytes, 1))  # sparse: zeros that take no disk until written
+        finally:
+            os.close(fd)
+        self.paths.append(path)
+        array: np.memmap[Any, Any] = np.memmap(path, dtype=dtype, mode="r+", shape=shape)
+        if fill != 0:
+            array.fill(fill)
+        self._maps.append(array)
+        return array
+
+    def lock(self, enter: Hook, exit: Hook) -> threading.RLock:
+        return threading.RLock()
+
+    def flush(self) -> None:
+        """Write dirty pages to the files."""
+        for array in self._maps:
+            array.flush()
+
+    def close(self) -> None:
+        """Flush the maps and drop this storage's references to them; the files stay on disk."""
+        self.flush()
+        self._maps.clear()
+
+    def __repr__(self) -> str:
+        return f"MmapStorage(prefix={self.prefix!r})"
