@@ -7,10 +7,12 @@ sub-samples ``B`` of them in proportion, with importance weights that keep the g
 
 from laber._accel import numba_enabled, set_numba
 from laber.buffers import ReplayBuffer
+from laber.gym import create_before_add_func, create_env_dict
 from laber.laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
 from laber.mp import MPPrioritizedReplayBuffer, MPReplayBuffer
 from laber.prioritized import PrioritizedReplayBuffer, per_laber_subsample
 from laber.sumtree import SumMinTree
+from laber.util import create_buffer, train
 
 __all__ = [
     "LaBERlazy",
@@ -21,10 +23,14 @@ __all__ = [
     "PrioritizedReplayBuffer",
     "ReplayBuffer",
     "SumMinTree",
+    "create_before_add_func",
+    "create_buffer",
+    "create_env_dict",
     "laber_subsample",
     "numba_enabled",
     "per_laber_subsample",
     "set_numba",
+    "train",
 ]
 
 __version__ = "0.1.0"
