@@ -253,6 +253,26 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+_CHUNK = 1 << 20
+
+
+def _write_npz(fh: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
+    """The archive ``np.savez`` writes (stored, zip64, one ``.npy`` member per array), but each array's bytes go
+    out in 1 MiB slices of its own memory: saving a memory-mapped or shared buffer never copies it whole."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in arrays.items():
+            flat = np.ascontiguousarray(array)
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as out:
+                header = np.lib.format.header_data_from_array_1_0(flat)
+                try:
+                    np.lib.format.write_array_header_1_0(out, header)  # what np.savez writes
+                except ValueError:  # a header over 64 KiB: format 2.0
+                    np.lib.format.write_array_header_2_0(out, header)
+                data = memoryview(flat.reshape(-1).view(np.uint8).data) if flat.size else memoryview(b"")
+                for start in range(0, len(data), _CHUNK):
+                    out.write(data[start : start + _CHUNK])
+
+
 def save(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     """Write ``buffer`` to ``path`` atomically (format and temporaries: see the module docstring)."""
     target = _as_path(path)
@@ -261,7 +281,7 @@ def save(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
+            _write_npz(fh, arrays)
             fh.flush()
             os.fsync(fh.fileno())
             if sys.platform != "win32":

@@ -1,6 +1,6 @@
 """Memory-mapped files (cpprb's ``mmap_prefix=``): buffers larger than RAM.
 
-Each array is a file ``{prefix}_{name}.laber.dat`` mapped with ``numpy.memmap``; the operating system pages rows
+Each array is a file ``{prefix}_{name}.laber.dat`` mapped with ``mmap``; the operating system pages rows
 in and out, so resident memory follows the rows touched, not the buffer's size. Files are created exclusively:
 an existing file is never overwritten (a named ``FileExistsError`` says which), and laber never deletes them, not
 even at ``close()``: they are the user's disk space to keep or remove. The lock is a ``threading.RLock`` (one
@@ -9,6 +9,7 @@ process; for several processes use ``MPReplayBuffer``).
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from pathlib import Path
@@ -33,7 +34,7 @@ class MmapStorage:
         if not parent.is_dir():
             raise ValueError(f"mmap_prefix={self.prefix!r}: directory {str(parent)!r} does not exist")
         self.paths: list[Path] = []
-        self._maps: list[np.memmap[Any, Any]] = []
+        self._maps: list[mmap.mmap] = []
 
     def path(self, name: str) -> Path:
         """The file that holds array ``name``."""
@@ -51,25 +52,38 @@ class MmapStorage:
             ) from None
         try:
             os.ftruncate(fd, max(nbytes, 1))  # sparse: zeros that take no disk until written
+            mapping = mmap.mmap(fd, max(nbytes, 1))
         finally:
-            os.close(fd)
+            os.close(fd)  # the mapping keeps the file open
+        if hasattr(mmap, "MADV_RANDOM"):  # replay reads rows at random: no readahead around each one
+            mapping.madvise(mmap.MADV_RANDOM)
         self.paths.append(path)
-        array: np.memmap[Any, Any] = np.memmap(path, dtype=dtype, mode="r+", shape=shape)
+        self._maps.append(mapping)
+        array: np.ndarray = np.frombuffer(mapping, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)))
+        array = array.reshape(shape)
         if fill != 0:
             array.fill(fill)
-        self._maps.append(array)
         return array
 
     def lock(self, enter: Hook, exit: Hook) -> threading.RLock:
         return threading.RLock()
 
     def flush(self) -> None:
-        """Write dirty pages to the files."""
-        for array in self._maps:
-            array.flush()
+        """Write dirty pages to the files (``msync``)."""
+        for mapping in self._maps:
+            mapping.flush()
+
+    def drop_pages(self) -> None:
+        """Flush, then tell the kernel this process no longer needs the mapped pages (``MADV_DONTNEED``): they
+        leave the resident set and are read back from the files when next touched. Contents are unchanged."""
+        self.flush()
+        if hasattr(mmap, "MADV_DONTNEED"):
+            for mapping in self._maps:
+                mapping.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
-        """Flush the maps and drop this storage's references to them; the files stay on disk."""
+        """Flush the maps and drop this storage's references to them; the files stay on disk. The mappings
+        themselves go when the buffer's arrays do."""
         self.flush()
         self._maps.clear()
 
