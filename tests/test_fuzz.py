@@ -727,12 +727,11 @@ def test_buffer_matches_model(family: Family, capsys: pytest.CaptureFixture[str]
 NSTEP_PLAIN = Family(False, True, False, "")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="N-step sums cast to the input's dtype, see issue 9")
 def test_nstep_integer_reward_input_into_float_field() -> None:
     """Integral rewards passed as ints (``rew=1``) into a float32 field: the N-step return keeps its fraction.
 
-    Found by the fuzzer: the accumulator casts ``R_t`` to the dtype of the *added* array, not of the field, so
-    with gamma = 0.5, ``R = 1 + 0.5 * 1 = 1.5`` is truncated to 1 before it reaches the float32 column.
+    Found by the fuzzer: the accumulator cast ``R_t`` to the dtype of the *added* array, not of the field, so
+    with gamma = 0.5, ``R = 1 + 0.5 * 1 = 1.5`` was truncated to 1 before it reached the float32 column.
     """
     rb = ReplayBuffer(8, {"obs": {}, "rew": {}, "done": {}}, Nstep={"size": 2, "rew": "rew", "gamma": 0.5})
     rb.add(obs=0.0, rew=1, done=0.0)
@@ -741,9 +740,8 @@ def test_nstep_integer_reward_input_into_float_field() -> None:
     assert rb.get_all_transitions()["rew"].ravel().tolist() == [1.5, 1.0]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="N-step sums cast to the input's dtype, see issue 9")
 def test_fuzz_integer_reward_inputs() -> None:
-    """The machine with integral rewards also passed as Python/numpy ints finds the same divergence."""
+    """The machine with integral rewards also passed as Python/numpy ints (it found the divergence above)."""
     machine = machine_for(NSTEP_PLAIN, int_rewards=True)
     run_machine(machine, fuzz_settings(200, STEP_COUNT, shrink=False), BASE_SEED)
 

@@ -146,7 +146,11 @@ class ReplayBuffer:
         self._schema = schema
         self._input_names = tuple(n for n in schema.public if n != DISCOUNT)
         self._all_inputs = self._input_names + tuple(schema.hidden)
-        self._nstep = NstepAccumulator(self._nstep_config, self._all_inputs) if self._nstep_config else None
+        self._nstep = (
+            NstepAccumulator(self._nstep_config, self._all_inputs, {n: schema[n].dtype for n in self._nstep_config.rew})
+            if self._nstep_config
+            else None
+        )
         self._rng = as_generator(rng)
         self._next_of = NextOfLinks(self._size, {f"next_{x}": schema[x] for x in derived}) if derived else None
         stacked = self._parse_stack_compress(stack_compress, schema, derived)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,9 +92,14 @@ class NstepAccumulator:
     Vectorised over the transitions of a call: the only Python loop runs over the ``n`` offsets in a window.
     """
 
-    def __init__(self, config: NstepConfig, names: Iterable[str]) -> None:
+    def __init__(
+        self, config: NstepConfig, names: Iterable[str], dtypes: Mapping[str, np.dtype[Any]] | None = None
+    ) -> None:
+        """``dtypes``: the stored dtype of each reward field; the return ``R_t`` is summed in float64 and cast
+        to it (never to the dtype of the added values: ``rew=1`` as an int must still give ``R = 1.5``)."""
         self.config = config
         self.names = tuple(names)
+        self.dtypes = dict(dtypes or {})
         self._pending: dict[str, np.ndarray] | None = None
 
     @property
@@ -154,7 +160,8 @@ class NstepAccumulator:
         if cfg.done is not None:
             out[cfg.done] = seq[cfg.done][stop]
         for k in cfg.rew:
-            out[k] = _window_sums(seq[k].astype(np.float64), start, steps, cfg.gamma).astype(seq[k].dtype)
+            dtype = self.dtypes.get(k, np.dtype(np.float64))
+            out[k] = _window_sums(seq[k].astype(np.float64), start, steps, cfg.gamma).astype(dtype)
         out[DISCOUNT] = (cfg.gamma ** steps.astype(np.float64)).reshape(complete, 1)
         out[STEPS] = steps
         return out
