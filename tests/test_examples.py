@@ -38,3 +38,9 @@ def test_dqn_laber_cartpole(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("gymnasium")
     _run("dqn_laber_cartpole.py", "--steps", "300", cwd=tmp_path)
+
+
+def test_her_bitflip(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out = _run("her_bitflip.py", "--quick", cwd=tmp_path)
+    assert "with HER (future, k = 4): success rate" in out and "without HER" in out

@@ -8,13 +8,17 @@ sub-samples ``B`` of them in proportion, with importance weights that keep the g
 from laber._accel import numba_enabled, set_numba
 from laber.buffers import ReplayBuffer
 from laber.gym import create_before_add_func, create_env_dict
+from laber.her import HindsightReplayBuffer
 from laber.laber import LaBERlazy, LaBERmax, LaBERmean, laber_subsample
 from laber.mp import MPPrioritizedReplayBuffer, MPReplayBuffer
 from laber.prioritized import PrioritizedReplayBuffer, per_laber_subsample
+from laber.reverse import ReverseReplayBuffer
+from laber.selective import SelectiveReplayBuffer
 from laber.sumtree import SumMinTree
 from laber.util import create_buffer, train
 
 __all__ = [
+    "HindsightReplayBuffer",
     "LaBERlazy",
     "LaBERmax",
     "LaBERmean",
@@ -22,6 +26,8 @@ __all__ = [
     "MPReplayBuffer",
     "PrioritizedReplayBuffer",
     "ReplayBuffer",
+    "ReverseReplayBuffer",
+    "SelectiveReplayBuffer",
     "SumMinTree",
     "create_before_add_func",
     "create_buffer",
