@@ -248,20 +248,20 @@ def _text_file(d: Path) -> None:
 def _other_fields(d: Path) -> None:
     rb = ReplayBuffer(16, {"obs": {"shape": 3}}, rng=0)
     rb.add(obs=np.zeros((2, 3)))
-    rb.save_transitions(d / "ckpt.npz")
+    rb.save_checkpoint(d / "ckpt.npz")
 
 
 def _other_nstep(d: Path) -> None:
     rb = ReplayBuffer(16, ENV, Nstep={**NSTEP, "size": 2}, rng=0)
     rb.add(**transitions(4))
-    rb.save_transitions(d / "ckpt.npz")
+    rb.save_checkpoint(d / "ckpt.npz")
 
 
 def _truncated(d: Path) -> None:
     rb = ReplayBuffer(32, ENV, Nstep=NSTEP, rng=0)
     rb.add(**transitions(20))
     rb.on_episode_end()
-    rb.save_transitions(d / "ckpt.npz")
+    rb.save_checkpoint(d / "ckpt.npz")
     with open(d / "ckpt.npz", "r+b") as fh:  # a copy cut short, e.g. by a full disk
         fh.truncate((d / "ckpt.npz").stat().st_size // 2)
 
@@ -768,12 +768,12 @@ case(
     nstep_buffer,
 )
 case(
-    "add-discount-field",
+    "add-positions-field",
     ADD,
-    "`discount=1.0` (computed by N-step)",
-    lambda rb: rb.add(**one(), discount=1.0),
+    "`positions=...` (a PER-LaBER output, not one of `sample`'s keys, which `add` ignores)",
+    lambda rb: rb.add(**one(), positions=np.zeros(1)),
     ValueError,
-    "'discount'",
+    "'positions'",
     nstep_buffer,
 )
 case(
@@ -2090,12 +2090,12 @@ case(
 )
 
 # checkpoints
-LOAD, SAVE = "ReplayBuffer.load_transitions", "ReplayBuffer.save_transitions"
+LOAD, SAVE = "ReplayBuffer.load_checkpoint", "ReplayBuffer.save_checkpoint"
 case(
     "load-missing",
     LOAD,
     "a file that does not exist",
-    lambda o: o[0].load_transitions(o[1] / "missing.npz"),
+    lambda o: o[0].load_checkpoint(o[1] / "missing.npz"),
     FileNotFoundError,
     "missing.npz",
     files("load-missing"),
@@ -2104,7 +2104,7 @@ case(
     "load-not-checkpoint",
     LOAD,
     "an `.npz` that is not a checkpoint",
-    lambda o: o[0].load_transitions(o[1] / "plain.npz"),
+    lambda o: o[0].load_checkpoint(o[1] / "plain.npz"),
     ValueError,
     "plain.npz",
     files("load-not-checkpoint", _plain_npz),
@@ -2113,7 +2113,7 @@ case(
     "load-not-npz",
     LOAD,
     "a text file",
-    lambda o: o[0].load_transitions(o[1] / "notes.txt"),
+    lambda o: o[0].load_checkpoint(o[1] / "notes.txt"),
     ValueError,
     "notes.txt",
     files("load-not-npz", _text_file),
@@ -2122,7 +2122,7 @@ case(
     "load-directory",
     LOAD,
     "a directory",
-    lambda o: o[0].load_transitions(o[1] / "adir"),
+    lambda o: o[0].load_checkpoint(o[1] / "adir"),
     IsADirectoryError,
     "adir",
     files("load-directory", _a_directory),
@@ -2131,7 +2131,7 @@ case(
     "load-other-fields",
     LOAD,
     "a checkpoint of other fields",
-    lambda o: o[0].load_transitions(o[1] / "ckpt.npz"),
+    lambda o: o[0].load_checkpoint(o[1] / "ckpt.npz"),
     ValueError,
     "fields",
     files("load-other-fields", _other_fields),
@@ -2140,7 +2140,7 @@ case(
     "load-other-nstep",
     LOAD,
     "a checkpoint with `Nstep['size']=2`",
-    lambda o: o[0].load_transitions(o[1] / "ckpt.npz"),
+    lambda o: o[0].load_checkpoint(o[1] / "ckpt.npz"),
     ValueError,
     "N-step",
     files("load-other-nstep", _other_nstep),
@@ -2149,7 +2149,7 @@ case(
     "load-truncated",
     LOAD,
     "a checkpoint cut to half its length",
-    lambda o: o[0].load_transitions(o[1] / "ckpt.npz"),
+    lambda o: o[0].load_checkpoint(o[1] / "ckpt.npz"),
     ValueError,
     "ckpt.npz",
     files("load-truncated", _truncated),
@@ -2158,7 +2158,7 @@ case(
     "load-none",
     LOAD,
     "`path=None`",
-    lambda o: o[0].load_transitions(None),
+    lambda o: o[0].load_checkpoint(None),
     TypeError,
     "path",
     files("load-none"),
@@ -2167,7 +2167,7 @@ case(
     "save-directory",
     SAVE,
     "an existing directory as the path",
-    lambda o: o[0].save_transitions(o[1] / "adir"),
+    lambda o: o[0].save_checkpoint(o[1] / "adir"),
     IsADirectoryError,
     "adir",
     files("save-directory", _a_directory),
@@ -2176,7 +2176,7 @@ case(
     "save-no-parent",
     SAVE,
     "a path in a directory that does not exist",
-    lambda o: o[0].save_transitions(o[1] / "nodir" / "ckpt.npz"),
+    lambda o: o[0].save_checkpoint(o[1] / "nodir" / "ckpt.npz"),
     FileNotFoundError,
     "nodir",
     files("save-no-parent"),
@@ -2185,7 +2185,7 @@ case(
     "save-none",
     SAVE,
     "`path=None`",
-    lambda o: o[0].save_transitions(None),
+    lambda o: o[0].save_checkpoint(None),
     TypeError,
     "path",
     files("save-none"),

@@ -295,10 +295,10 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     for tr in episodes[1][:2]:  # two transitions still pending in the N-step window
         rb.add(**tr)
     path = tmp_path / "buffer.npz"
-    rb.save_transitions(path)
+    rb.save_checkpoint(path)
     assert os.listdir(tmp_path) == ["buffer.npz"]  # no temporary file left behind
     copy = ReplayBuffer(6, ENV, Nstep=nstep, rng=123)
-    copy.load_transitions(path)
+    copy.load_checkpoint(path)
     for key, value in rb.get_all_transitions().items():
         np.testing.assert_array_equal(copy.get_all_transitions()[key], value)
     assert copy.get_next_index() == rb.get_next_index()
@@ -315,15 +315,15 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
     rb = ReplayBuffer(6, ENV)
     rb.add(obs=np.zeros(3), act=1, rew=0.0, next_obs=np.zeros(3), done=0.0)
     path = tmp_path / "b.npz"
-    rb.save_transitions(path)
+    rb.save_checkpoint(path)
     other = ReplayBuffer(6, {**ENV, "rew": {"dtype": np.float64}})
     with pytest.raises(ValueError, match="do not match this buffer"):
-        other.load_transitions(path)
+        other.load_checkpoint(path)
     small = ReplayBuffer(4, ENV)
-    small.load_transitions(path)  # fits
+    small.load_checkpoint(path)  # fits
     np.savez(tmp_path / "x.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="not a laber checkpoint"):
-        rb.load_transitions(tmp_path / "x.npz")
+        rb.load_checkpoint(tmp_path / "x.npz")
 
 
 # ------------------------------------------------------------------------------------------------ reference page
@@ -445,16 +445,16 @@ def test_next_of_checkpoint_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     for _ in range(11):
         a.add(obs=rng.random(3), act=1, rew=1.0, next_obs=rng.random(3), done=0.0)
-    a.save_transitions(tmp_path / "n.npz")
+    a.save_checkpoint(tmp_path / "n.npz")
     b = ReplayBuffer(7, NEXT_OF_ENV, next_of="obs", Nstep=nstep, rng=2)
-    b.load_transitions(tmp_path / "n.npz")
+    b.load_checkpoint(tmp_path / "n.npz")
     for rb in (a, b):
         rb.add(obs=np.ones(3), act=2, rew=0.5, next_obs=np.zeros(3), done=1.0)
         rb.on_episode_end()
     for key, value in a.get_all_transitions().items():
         np.testing.assert_array_equal(b.get_all_transitions()[key], value)
     with pytest.raises(ValueError, match="do not match"):
-        ReplayBuffer(7, {**NEXT_OF_ENV, "next_obs": {"shape": 3}}, Nstep=nstep).load_transitions(tmp_path / "n.npz")
+        ReplayBuffer(7, {**NEXT_OF_ENV, "next_obs": {"shape": 3}}, Nstep=nstep).load_checkpoint(tmp_path / "n.npz")
 
 
 # ------------------------------------------------------------------------------------------------ stack_compress
@@ -565,13 +565,13 @@ def test_stack_compress_checkpoint_round_trip(tmp_path: Path) -> None:
         obs, next_obs = _stacked_episode(rng, 4)
         a.add(obs=obs, act=np.ones(4), rew=np.ones(4), next_obs=next_obs, done=np.eye(1, 4, 3)[0])
         a.on_episode_end()
-    a.save_transitions(tmp_path / "s.npz")
+    a.save_checkpoint(tmp_path / "s.npz")
     b = ReplayBuffer(7, STACK_ENV, next_of="obs", stack_compress="obs", rng=2)
-    b.load_transitions(tmp_path / "s.npz")
+    b.load_checkpoint(tmp_path / "s.npz")
     obs, next_obs = _stacked_episode(rng, 5)
     for rb in (a, b):
         rb.add(obs=obs, act=np.ones(5), rew=np.ones(5), next_obs=next_obs, done=np.eye(1, 5, 4)[0])
     for key, value in a.get_all_transitions().items():
         np.testing.assert_array_equal(b.get_all_transitions()[key], value, err_msg=key)
     with pytest.raises(ValueError, match="do not match"):
-        ReplayBuffer(7, STACK_ENV, next_of="obs").load_transitions(tmp_path / "s.npz")
+        ReplayBuffer(7, STACK_ENV, next_of="obs").load_checkpoint(tmp_path / "s.npz")

@@ -214,11 +214,11 @@ def test_load_into_any_size_keeps_the_newest_rows(config: str, seed: int, tmp_pa
     play(rng, [original], naive, int(rng.integers(1, 9)), log)
     rng_state = state_of(original._rng)
     path = tmp_path / "b.npz"
-    original.save_transitions(path)
+    original.save_checkpoint(path)
     stored, total = original.get_stored_size(), naive.get_stored_size()
     for new_size in _new_sizes(config, size):
         loaded = make(config, new_size, rng=123)
-        loaded.load_transitions(path)
+        loaded.load_checkpoint(path)
         k = stored if new_size == size else min(stored, new_size)
         assert loaded.get_stored_size() == k
         if new_size == size:  # the ring exactly
@@ -251,9 +251,9 @@ def test_load_into_any_size_keeps_the_newest_rows(config: str, seed: int, tmp_pa
 
         # and once more through a checkpoint, into yet another size
         again = tmp_path / "again.npz"
-        loaded.save_transitions(again)
+        loaded.save_checkpoint(again)
         third = make(config, 3 if new_size != 3 else 5, rng=1)
-        third.load_transitions(again)
+        third.load_checkpoint(again)
         check_against_naive(third, twin)
 
 
@@ -276,10 +276,10 @@ def test_load_into_a_smaller_buffer_by_hand(tmp_path: Path) -> None:
     rb = ReplayBuffer(4, env)
     for i in range(6):
         rb.add(obs=[i, i], rew=i)
-    rb.save_transitions(tmp_path / "r.npz")
+    rb.save_checkpoint(tmp_path / "r.npz")
     for size, rows in ((8, [2, 3, 4, 5]), (3, [3, 4, 5]), (1, [5])):
         other = ReplayBuffer(size, env)
-        other.load_transitions(tmp_path / "r.npz")
+        other.load_checkpoint(tmp_path / "r.npz")
         assert other.get_stored_size() == len(rows) and other.get_next_index() == len(rows) % size
         np.testing.assert_array_equal(other.get_all_transitions()["rew"][:, 0], rows)
         other.add(obs=[6, 6], rew=6)  # overwrites the oldest row only when full
@@ -565,7 +565,7 @@ def combo_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReplayBu
     assert rb.get_stored_size() == 7 and rb.get_next_index() != 0 and rb._nstep is not None
     assert rb._nstep.pending_rows == 2 and rb._next_of is not None and rb._next_of._pending.shape[0] > 0
     path = tmp_path_factory.mktemp("combo") / "combo.npz"
-    rb.save_transitions(path)
+    rb.save_checkpoint(path)
     return path, rb
 
 
@@ -585,11 +585,11 @@ def test_malformed_file_raises_before_anything_changes(
         target = filled(COMBO, size, seed=11)
         before = snapshot(target)
         with pytest.raises(ValueError, match=match) as info:
-            target.load_transitions(path)
+            target.load_checkpoint(path)
         assert str(path) in str(info.value)
         assert snapshot(target) == before
     target = filled(COMBO, 7, seed=11)  # still fully usable afterwards
-    target.load_transitions(source)
+    target.load_checkpoint(source)
     check_invariants(target)
 
 
@@ -616,13 +616,13 @@ def test_corrupted_and_foreign_files(combo_file: tuple[Path, ReplayBuffer], tmp_
         target = filled(COMBO, 7, seed=11)
         before = snapshot(target)
         with pytest.raises(ValueError, match=match) as info:
-            target.load_transitions(tmp_path / name)
+            target.load_checkpoint(tmp_path / name)
         assert str(tmp_path / name) in str(info.value)
         assert snapshot(target) == before
     with pytest.raises(FileNotFoundError):
-        ReplayBuffer(3, NAIVE_ENV).load_transitions(tmp_path / "missing.npz")
+        ReplayBuffer(3, NAIVE_ENV).load_checkpoint(tmp_path / "missing.npz")
     with pytest.raises(TypeError, match=r"path must be a str or an os\.PathLike, got path=3"):
-        ReplayBuffer(3, NAIVE_ENV).load_transitions(3)
+        ReplayBuffer(3, NAIVE_ENV).load_checkpoint(3)
 
 
 def test_a_failure_while_reading_rows_into_storage_leaves_the_buffer_empty(
@@ -638,7 +638,7 @@ def test_a_failure_while_reading_rows_into_storage_leaves_the_buffer_empty(
 
     monkeypatch.setattr(ckpt, "_second_pass", broken)
     with pytest.raises(OSError, match="disk on fire"):
-        target.load_transitions(source)
+        target.load_checkpoint(source)
     assert target.get_stored_size() == 0 and target._nstep is not None and target._nstep.pending_rows == 0
     assert target._tree.total() == 0.0  # type: ignore[attr-defined]
 
@@ -684,11 +684,11 @@ def test_a_mismatch_says_which_field_differs_and_how(
     rb = make(config, 7)
     play(np.random.default_rng(0), [rb], make_naive(config), 3)
     path = tmp_path / "m.npz"
-    rb.save_transitions(path)
+    rb.save_checkpoint(path)
     target = other()
     before = snapshot(target)
     with pytest.raises(ValueError, match=match) as info:
-        target.load_transitions(path)
+        target.load_checkpoint(path)
     message = str(info.value)
     assert message.startswith(f"checkpoint {str(path)!r}: ")
     assert len(message) - len(str(path)) < 300 and "{'shape'" not in message  # no dump of both field dicts
@@ -698,17 +698,17 @@ def test_a_mismatch_says_which_field_differs_and_how(
 def test_next_of_and_stack_settings_mismatch(tmp_path: Path) -> None:
     rb = make("next_of+stack+nstep", 7)
     play(np.random.default_rng(0), [rb], make_naive("nstep"), 3)
-    rb.save_transitions(tmp_path / "s.npz")
+    rb.save_checkpoint(tmp_path / "s.npz")
     other = ReplayBuffer(7, OBS_ENV, next_of="obs", Nstep=NSTEP)
     with pytest.raises(
         ValueError, match=r"stack_compress settings do not match this buffer: \['obs'\] in the file, None"
     ):
-        other.load_transitions(tmp_path / "s.npz")
+        other.load_checkpoint(tmp_path / "s.npz")
     other = ReplayBuffer(7, NAIVE_ENV, stack_compress="obs", Nstep=NSTEP)
     with pytest.raises(
         ValueError, match=r"next_of settings do not match this buffer: \['next_obs'\] in the file, None"
     ):
-        other.load_transitions(tmp_path / "s.npz")
+        other.load_checkpoint(tmp_path / "s.npz")
 
 
 # ================================================================================================ format version 1
@@ -749,14 +749,14 @@ def _save_as_laber_0_1_0(buffer: ReplayBuffer, path: Path) -> None:
 def test_files_of_laber_0_1_0_still_load(config: str, tmp_path: Path) -> None:
     rb = filled(config, 6, seed=5)
     _save_as_laber_0_1_0(rb, tmp_path / "old.npz")
-    rb.save_transitions(tmp_path / "new.npz")
+    rb.save_checkpoint(tmp_path / "new.npz")
     old, new = members(tmp_path / "old.npz"), members(tmp_path / "new.npz")
     assert list(old) == list(new) and get_meta(old) == get_meta(new)  # the same format, version 1
     for size in (6, 4):
         loaded = make(config, size)
-        loaded.load_transitions(tmp_path / "old.npz")
+        loaded.load_checkpoint(tmp_path / "old.npz")
         expect = make(config, size)
-        expect.load_transitions(tmp_path / "new.npz")
+        expect.load_checkpoint(tmp_path / "new.npz")
         same(loaded, expect)
 
 
@@ -765,9 +765,9 @@ def test_other_bit_generators_round_trip(tmp_path: Path) -> None:
     for bit_generator in (np.random.MT19937(3), np.random.Philox(3), np.random.SFC64(3)):
         rb = ReplayBuffer(5, NAIVE_ENV, rng=np.random.Generator(bit_generator))
         play(np.random.default_rng(0), [rb], make_naive("plain"), 2)
-        rb.save_transitions(tmp_path / "g.npz")
+        rb.save_checkpoint(tmp_path / "g.npz")
         other = ReplayBuffer(5, NAIVE_ENV, rng=np.random.Generator(type(bit_generator)()))
-        other.load_transitions(tmp_path / "g.npz")
+        other.load_checkpoint(tmp_path / "g.npz")
         np.testing.assert_array_equal(other.sample(8)["indexes"], rb.sample(8)["indexes"])
 
 
@@ -796,7 +796,7 @@ def dying(fh, arrays):
     fh.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 real, ck._write_npz = ck._write_npz, dying
-rb.save_transitions(sys.argv[1])
+rb.save_checkpoint(sys.argv[1])
 """
     env = {**os.environ, "PYTHONPATH": str(Path(laber.__file__).parents[1])}
     done = subprocess.run([sys.executable, "-c", script, str(target)], env=env, check=False)
@@ -805,7 +805,7 @@ rb.save_transitions(sys.argv[1])
     assert len(left) == 1 and not target.exists()
     assert (tmp_path / left[0]).stat().st_size > 100_000
     rb = filled("plain", 5, seed=0)
-    rb.save_transitions(target)
+    rb.save_checkpoint(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.npz"]
 
 
@@ -825,7 +825,7 @@ def test_stale_temporaries_of_laber_0_1_0_are_removed_when_old(tmp_path: Path) -
         (tmp_path / name).write_bytes(content)
         if mtime is not None:
             os.utime(tmp_path / name, (mtime, mtime))
-    rb.save_transitions(target)
+    rb.save_checkpoint(target)
     assert _live_temporaries(tmp_path, "b.npz") == [
         ".b.npz.abcd_12.tmp",
         ".b.npz.efgh_567.tmp",
@@ -866,12 +866,12 @@ def test_saving_never_deletes_what_laber_did_not_create_or_a_live_save(tmp_path:
     stale.write_bytes(b"PK\x03\x04" + b"x" * 1000)
     with open(live, "rb") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        filled("plain", 5, seed=0).save_transitions(target)
+        filled("plain", 5, seed=0).save_checkpoint(target)
     for name in [*keep, ".b.npz.laber-aaaaaaaaaaaaaaaa.tmp", live.name, fresh.name]:
         assert (tmp_path / name).exists(), name
     assert (tmp_path / ".b.npz.laber-bbbbbbbbbbbbbbbb.tmp").is_symlink() and victim.read_text() == "keep me"
     assert not stale.exists()
-    ReplayBuffer(5, NAIVE_ENV).load_transitions(target)
+    ReplayBuffer(5, NAIVE_ENV).load_checkpoint(target)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
@@ -879,7 +879,7 @@ def test_saving_never_deletes_what_laber_did_not_create_or_a_live_save(tmp_path:
 def test_checkpoint_gets_the_usual_permissions(umask: int, tmp_path: Path) -> None:
     previous = os.umask(umask)
     try:
-        filled("plain", 5, seed=0).save_transitions(tmp_path / "b.npz")
+        filled("plain", 5, seed=0).save_checkpoint(tmp_path / "b.npz")
     finally:
         os.umask(previous)
     assert (tmp_path / "b.npz").stat().st_mode & 0o777 == 0o666 & ~umask
@@ -888,7 +888,7 @@ def test_checkpoint_gets_the_usual_permissions(umask: int, tmp_path: Path) -> No
 def test_a_failed_save_leaves_no_temporary_and_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "b.npz"
     rb = filled("plain", 5, seed=0)
-    rb.save_transitions(target)
+    rb.save_checkpoint(target)
     before = target.read_bytes()
 
     def failing(fh: Any, arrays: Any) -> None:
@@ -897,7 +897,7 @@ def test_a_failed_save_leaves_no_temporary_and_the_old_file(tmp_path: Path, monk
 
     monkeypatch.setattr(ckpt, "_write_npz", failing)
     with pytest.raises(KeyboardInterrupt):
-        filled("plain", 5, seed=1).save_transitions(target)
+        filled("plain", 5, seed=1).save_checkpoint(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.npz"] and target.read_bytes() == before
 
 
@@ -909,14 +909,14 @@ def test_loading_reads_rows_straight_into_storage(tmp_path: Path) -> None:
     rb = ReplayBuffer(rows, env)
     rb.add(obs=np.random.default_rng(0).integers(0, 255, (rows, width), dtype=np.uint8))
     path = tmp_path / "big.npz"
-    rb.save_transitions(path)
+    rb.save_checkpoint(path)
     size = path.stat().st_size
     for new_size in (rows, rows // 2):
         target = ReplayBuffer(new_size, env)
         target._store[:] = 0  # its storage pages exist before the load
         tracemalloc.start()
         try:
-            target.load_transitions(path)
+            target.load_checkpoint(path)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()

@@ -669,13 +669,13 @@ class BufferMachine(RuleBasedStateMachine):
         assert rb is not None and cfg is not None and model is not None
         self.steps += 1
         path = os.path.join(self.tmp.name, "buffer.npz")
-        rb.save_transitions(path)
+        rb.save_checkpoint(path)
         fresh = cfg.make(rng=rng)
         if dirty:  # load replaces everything, including pending N-step rows and side stores
             v = self.transition(dirty[0], None).values
             fresh.add(**{k: v[k] for k in ("obs", "next_obs", "act", "rew")}, done=0.0)
             fresh.add(**{k: v[k] for k in ("obs", "next_obs", "act", "rew")}, done=1.0)
-        fresh.load_transitions(path)
+        fresh.load_checkpoint(path)
         if self.can_sample():
             # the rng state travels: both buffers draw the same batch
             a = rb.sample(5, beta=0.5) if isinstance(rb, PrioritizedReplayBuffer) else rb.sample(5)

@@ -89,7 +89,7 @@ def test_a_checkpoint_of_a_mapped_buffer_is_not_copied_through_memory(tmp_path: 
     rb, _ = _filled(tmp_path / "rb")
     tracemalloc.start()
     try:
-        rb.save_transitions(tmp_path / "ckpt.npz")
+        rb.save_checkpoint(tmp_path / "ckpt.npz")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -97,7 +97,7 @@ def test_a_checkpoint_of_a_mapped_buffer_is_not_copied_through_memory(tmp_path: 
     copy = ReplayBuffer(ROWS, ENV, mmap_prefix=tmp_path / "copy")
     tracemalloc.start()
     try:
-        copy.load_transitions(tmp_path / "ckpt.npz")
+        copy.load_checkpoint(tmp_path / "ckpt.npz")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

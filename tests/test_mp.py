@@ -228,14 +228,14 @@ def test_unsupported_options_are_refused_by_name() -> None:
 def test_checkpoint_round_trip_between_shared_and_memory(tmp_path: Path) -> None:
     rb = MPPrioritizedReplayBuffer(32, ENV, rng=0)
     rb.add(**_rows(0, np.arange(10)), priorities=np.arange(10.0))
-    rb.save_transitions(tmp_path / "ckpt.npz")
+    rb.save_checkpoint(tmp_path / "ckpt.npz")
     from laber import PrioritizedReplayBuffer
 
     plain = PrioritizedReplayBuffer(32, ENV)
-    plain.load_transitions(tmp_path / "ckpt.npz")
+    plain.load_checkpoint(tmp_path / "ckpt.npz")
     np.testing.assert_array_equal(plain.get_priorities(), np.arange(10.0))
     back = MPPrioritizedReplayBuffer(32, ENV)
-    back.load_transitions(tmp_path / "ckpt.npz")
+    back.load_checkpoint(tmp_path / "ckpt.npz")
     assert len(back) == 10
     np.testing.assert_array_equal(back.get_all_transitions()["act"].reshape(-1), np.arange(10))
     for b in (rb, back):

@@ -287,9 +287,9 @@ def test_checkpoint_keeps_priorities_and_running_max(backend: str, tmp_path: pat
     rb = filled(20, 32, priorities=np.arange(20.0))
     rb.update_priorities([3, 4], [50.0, 0.0])
     path = tmp_path / "per.npz"
-    rb.save_transitions(path)
+    rb.save_checkpoint(path)
     other = PrioritizedReplayBuffer(32, ENV, rng=5)
-    other.load_transitions(path)
+    other.load_checkpoint(path)
     np.testing.assert_array_equal(other.get_priorities(), rb.get_priorities())
     assert other.get_max_priority() == 50.0
     assert other._tree.total() == rb._tree.total() and other._tree.min() == rb._tree.min()

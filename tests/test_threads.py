@@ -189,7 +189,7 @@ def test_writers_and_sampler_through_wrap_around(kind: str, backend: str) -> Non
 
 
 def test_save_while_adding_writes_a_consistent_checkpoint(tmp_path: Any) -> None:
-    """``save_transitions`` holds the lock: a checkpoint taken during adds is one state of the buffer."""
+    """``save_checkpoint`` holds the lock: a checkpoint taken during adds is one state of the buffer."""
     rb = _make("per", 10_000)
     done = threading.Event()
     paths = [tmp_path / f"ckpt{i}.npz" for i in range(5)]
@@ -201,12 +201,12 @@ def test_save_while_adding_writes_a_consistent_checkpoint(tmp_path: Any) -> None
 
     def saver() -> None:
         for path in paths:
-            rb.save_transitions(path)
+            rb.save_checkpoint(path)
 
     _run([writer, saver])
     for path in paths:
         copy = _make("per", 10_000)
-        copy.load_transitions(path)
+        copy.load_checkpoint(path)
         got = copy.get_all_transitions()
         _check_rows(got, nstep=False)
         np.testing.assert_array_equal(got["act"].reshape(-1), np.arange(len(copy)))  # a prefix of the adds

@@ -2,7 +2,7 @@ r"""``ReplayBuffer``: a ring of transitions with named fields, N-step returns an
 
 The API follows cpprb's (the reference page): ``ReplayBuffer(size, env_dict, Nstep=...)``, ``add(**fields)``,
 ``sample(batch_size)``, ``on_episode_end()``, ``get_all_transitions()``, ``save_transitions`` /
-``load_transitions``.
+``load_transitions`` (cpprb's transitions files), and laber's full-state ``save_checkpoint`` / ``load_checkpoint``.
 
 Storage is a record layout: all fields of one transition sit side by side in one row of a ``uint8`` matrix
 (fields ordered by alignment), so ``sample`` gathers each drawn row with one memory access instead of one per
@@ -93,7 +93,7 @@ class ReplayBuffer:
     (a ``threading.RLock``) from its first check to its last write or read, so no call observes or leaves a
     half-written row, a row counted but not yet written, or a tree behind its rows, and no row is lost. Calls
     are therefore serialised: ``add`` of one transition holds it for a few microseconds, ``sample(B)`` for the
-    gather of ``B`` rows, ``save_transitions``/``load_transitions`` for the whole file write/read. Arrays
+    gather of ``B`` rows, ``save_checkpoint``/``load_checkpoint`` for the whole file write/read. Arrays
     returned to the caller are fresh and may be used after the lock is released. Across processes, see
     the multi-process buffers (not this class).
 
@@ -170,6 +170,7 @@ class ReplayBuffer:
         )
         self._next = 0
         self._stored = 0
+        self._episode_len = 0
         self._watch_rows = type(self)._on_rows_written is not ReplayBuffer._on_rows_written
 
     @staticmethod
@@ -294,6 +295,7 @@ class ReplayBuffer:
 
     def _add_with_hidden(self, fields: Mapping[str, Any], hidden: Mapping[str, Any]) -> int | None:
         rows, arrays = self._schema.check_add(fields, self._input_names)
+        self._episode_len += rows
         for name in self._schema.hidden:
             f = self._schema[name]
             value = np.asarray(hidden[name]) if name in hidden else np.zeros((rows, *f.shape), f.dtype)
@@ -374,6 +376,7 @@ class ReplayBuffer:
         """End the current episode: N-step windows still open are cut at its last transition and stored.
 
         Holds the buffer's lock for the whole call."""
+        self._episode_len = 0
         if self._nstep is not None:
             with self._lock:
                 done = self._nstep.flush()
@@ -443,6 +446,15 @@ class ReplayBuffer:
         with self._lock:
             return self._next
 
+    def is_Nstep(self) -> bool:
+        """Whether the buffer stores N-step returns (``Nstep=`` was given)."""
+        return self._nstep is not None
+
+    def get_current_episode_len(self) -> int:
+        """Transitions added since the last ``on_episode_end()`` (or ``clear()``), including those an N-step
+        window still holds. Counted per process for multi-process buffers (each explorer its own episode)."""
+        return self._episode_len
+
     def __len__(self) -> int:
         return self.get_stored_size()
 
@@ -451,6 +463,7 @@ class ReplayBuffer:
         with self._lock:
             self._next = 0
             self._stored = 0
+            self._episode_len = 0
             if self._nstep is not None:
                 self._nstep.clear()
             if self._next_of is not None:
@@ -465,17 +478,18 @@ class ReplayBuffer:
         )
 
     # ------------------------------------------------------------------------------------------- checkpoints
-    def save_transitions(self, path: str | Any) -> None:
-        """Write every stored row, pending N-step transitions and the rng state to ``path`` (see checkpoint).
-
-        Holds the buffer's lock for the whole write, so the file is one consistent state."""
+    def save_checkpoint(self, path: str | Any) -> None:
+        """Write the buffer's whole state to ``path``: every stored row, pending N-step transitions, the
+        ``next_of``/``stack_compress`` side stores, the rng state and, for PER, the priorities (see
+        :mod:`laber.checkpoint`). ``load_checkpoint`` restores it exactly. Atomic: a crash never leaves a
+        half-written file under ``path``. Holds the buffer's lock for the whole write (one consistent state)."""
         from laber.checkpoint import save
 
         with self._lock:
             save(self, path)
 
-    def load_transitions(self, path: str | Any) -> None:
-        """Replace this buffer's contents with a checkpoint written by ``save_transitions`` (same fields).
+    def load_checkpoint(self, path: str | Any) -> None:
+        """Replace this buffer's state with a checkpoint written by ``save_checkpoint`` (same fields).
 
         The whole file is checked first: on any error a ``ValueError`` names the path and the buffer is
         unchanged. A checkpoint of this buffer's size is restored exactly (same ring positions); one of another
@@ -486,10 +500,18 @@ class ReplayBuffer:
         with self._lock:
             load(self, path)
 
+    def save_transitions(self, path: str | Any) -> None:
+        """For now the same as ``save_checkpoint`` (cpprb-compatible transitions files are coming)."""
+        self.save_checkpoint(path)
+
+    def load_transitions(self, path: str | Any) -> None:
+        """For now the same as ``load_checkpoint`` (cpprb-compatible transitions files are coming)."""
+        self.load_checkpoint(path)
+
     def _check_extra(
         self, extra: Mapping[str, Any], rows: Mapping[str, np.ndarray], pending: Mapping[str, np.ndarray]
     ) -> None:
-        """Check a checkpoint's extra state before ``load_transitions`` changes anything (raise ValueError).
+        """Check a checkpoint's extra state before ``load_checkpoint`` changes anything (raise ValueError).
 
         ``extra``: what ``_checkpoint_extra`` saved; ``rows[name]`` and ``pending[name]``: the values of each
         hidden field in every row of the checkpoint and in its pending N-step transitions. A subclass checks

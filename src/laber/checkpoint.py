@@ -385,14 +385,14 @@ def _open_archive(path: Path, name: str) -> zipfile.ZipFile:
     if head == b"\x93NUMPY":
         raise ValueError(
             f"{name!r} is not a laber checkpoint: it is a .npy file (one array); checkpoints are the .npz "
-            f"archives that save_transitions writes"
+            f"archives that save_checkpoint writes"
         )
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise ValueError(
             f"{name!r} is not a laber checkpoint: not an .npz (zip) archive ({exc}); checkpoints are the .npz "
-            f"archives that save_transitions writes"
+            f"archives that save_checkpoint writes"
         ) from None
 
 

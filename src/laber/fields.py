@@ -22,6 +22,10 @@ __all__ = ["Field", "Schema"]
 
 _PY_SCALARS = frozenset({float, int, bool})
 
+SAMPLE_OUTPUTS = frozenset({"indexes", "weights", "discount"})
+"""What ``sample`` returns besides the fields: ``add`` ignores these keys, so ``rb.add(**rb.sample(k))`` works
+(as in cpprb); any other unknown key is an error."""
+
 
 @functools.cache
 def _int_range(dtype: np.dtype[Any]) -> tuple[int, int]:
@@ -137,6 +141,7 @@ class Schema:
     def check_add(self, fields: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
         """Validate one ``add`` call over ``names`` (every one required, nothing else allowed).
 
+        Keys that ``sample`` returns besides the fields (``indexes``, ``weights``, ``discount``) are ignored.
         Returns ``(rows, arrays)``: for a batch each array is ``(rows, *field.shape)``; for one transition
         (``rows == 1``) an array may also be ``field.shape`` (or a 0-d array or a Python scalar for a
         shape-``(1,)`` field), which assigns to one row as is. Integer fields are checked to hold integral
@@ -150,8 +155,10 @@ class Schema:
             missing = [n for n in names if n not in fields]
             if missing:
                 raise ValueError(f"add() is missing field(s) {missing}; every field of env_dict is required")
-            unknown = [n for n in fields if n not in names]
-            raise ValueError(f"add() got unknown field(s) {unknown}; known fields: {list(names)}")
+            unknown = [n for n in fields if n not in names and n not in SAMPLE_OUTPUTS]
+            if unknown:
+                raise ValueError(f"add() got unknown field(s) {unknown}; known fields: {list(names)}")
+            fields = {n: v for n, v in fields.items() if n not in SAMPLE_OUTPUTS}  # rb.add(**rb.sample(k))
         rows = -1
         first = ""
         out: dict[str, Any] = {}

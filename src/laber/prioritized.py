@@ -89,6 +89,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         Prioritisation exponent, ``>= 0`` (0: uniform).
     eps:
         Added to every priority before the exponent, ``>= 0``, so rows of priority 0 stay drawable.
+    check_for_update:
+        cpprb's option for multi-process learning: ``update_priorities`` skips rows written (overwritten by
+        new transitions) since the last ``sample()``, whose priorities would belong to rows the learner never
+        saw. Costs one int64 stamp per row.
 
     Sampling (Schaul et al. 2016): with ``N`` stored rows of priorities ``p``,
     ``q_i = (p_i + eps) ** alpha``, ``P_i = q_i / sum_k q_k``; ``sample(batch_size, beta)`` splits the total
@@ -117,27 +121,41 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         *,
         alpha: float = 0.6,
         eps: float = 1e-4,
+        check_for_update: bool = False,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(check_for_update, bool):
+            raise TypeError(f"check_for_update must be True or False, got check_for_update={check_for_update!r}")
         self.alpha = check_nonnegative_float(alpha, "alpha")
         self.eps = check_nonnegative_float(eps, "eps")
         super().__init__(size, env_dict, **kwargs)
         self._tree = SumMinTree(self.get_buffer_size(), allocate=self._storage.allocate)
         self._max_priority = 1.0
-        self._shared_max: np.ndarray | None = (
-            self._storage.allocate("max_priority", (1,), np.dtype(np.float64), 1.0) if self._storage.shared else None
+        self._sample_count = 0
+        self._stamps = (
+            self._storage.allocate("row_stamps", (self.get_buffer_size(),), np.dtype(np.int64), 0)
+            if check_for_update
+            else None
         )
+        # shared storage: [running max priority, number of sample() calls]
+        self._shared_max: np.ndarray | None = (
+            self._storage.allocate("max_priority", (2,), np.dtype(np.float64), 0.0) if self._storage.shared else None
+        )
+        if self._shared_max is not None and self._shared_max[0] == 0.0:  # new (an attached one keeps its value)
+            self._shared_max[0] = 1.0
 
     # ------------------------------------------------------------------------------------- hooks (base)
     def _sync_in(self) -> None:
         super()._sync_in()
         if self._shared_max is not None:
             self._max_priority = float(self._shared_max[0])
+            self._sample_count = int(self._shared_max[1])
 
     def _sync_out(self) -> None:
         super()._sync_out()
         if self._shared_max is not None:
             self._shared_max[0] = self._max_priority
+            self._shared_max[1] = self._sample_count
 
     @classmethod
     def _hidden_fields(cls) -> dict[str, dict[str, Any]]:
@@ -187,6 +205,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             p[missing] = self._max_priority
             column[idx] = p
         self._tree._update_unchecked(idx, self._mass(p))
+        if self._stamps is not None:
+            self._stamps[idx] = self._sample_count
 
     def _checkpoint_extra(self) -> dict[str, Any]:
         extra = dict(super()._checkpoint_extra())
@@ -221,6 +241,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._max_priority = float(extra.get("max_priority", 1.0))
         stored = self.get_stored_size()
         self._tree.reset()
+        if self._stamps is not None:  # every row was just written
+            self._stamps[:] = self._sample_count
         if stored:
             idx = np.arange(stored, dtype=np.int64)
             self._tree._update_unchecked(idx, self._mass(self._priority_column()[:stored].copy()))
@@ -275,6 +297,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                 raise ValueError("cannot sample from an empty buffer: add transitions first")
             idx, ratios = self._tree._stratified(batch_size, self._rng, with_ratios=True)
             out = self._gather(idx)
+            self._sample_count += 1
         if ratios is None:  # with_ratios=True always returns them
             raise RuntimeError("internal error: the sum tree returned no probability ratios")
         out["indexes"] = idx
@@ -295,7 +318,22 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         indexes = host_array(indexes)
         priorities = host_array(priorities)
         with self._lock:
+            if self._stamps is not None:
+                indexes, priorities = self._not_overwritten(indexes, priorities)
             self._update_priorities(indexes, priorities)
+
+    def _not_overwritten(self, indexes: object, priorities: object) -> tuple[np.ndarray, np.ndarray]:
+        """``check_for_update``: the (checked) indexes and priorities of rows not written since the last sample."""
+        idx = self._tree.check_indexes(indexes, "indexes", bound=self._stored)
+        p = _check_priorities(priorities)
+        if p.shape != idx.shape:
+            raise ValueError(
+                f"priorities must have one value per index, got {p.shape[0]} priorities for {idx.shape[0]} indexes"
+            )
+        if self._stamps is None:
+            return idx, p
+        keep = self._stamps[idx] < self._sample_count
+        return idx[keep], p[keep]
 
     def _update_priorities(self, indexes: object, priorities: object) -> None:
         k = _accel.kernels("sumtree")
