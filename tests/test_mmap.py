@@ -81,7 +81,7 @@ def test_existing_files_are_never_overwritten(tmp_path: Path) -> None:
     assert mine.read_bytes() == b"precious"
     with pytest.raises(ValueError, match="does not exist"):
         ReplayBuffer(8, {"obs": {}}, mmap_prefix=tmp_path / "missing" / "rb")
-    with pytest.raises(ValueError, match="give storage or mmap_prefix, not both"):
+    with pytest.raises(ValueError, match="give one of storage, mmap_prefix and device"):
         ReplayBuffer(8, {"obs": {}}, mmap_prefix=tmp_path / "x", storage=MmapStorage(tmp_path / "y"))
 
 

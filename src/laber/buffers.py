@@ -27,9 +27,16 @@ from laber.storage import MemoryStorage, MmapStorage, Storage
 __all__ = ["ReplayBuffer"]
 
 
-def _choose_storage(storage: object, mmap_prefix: object) -> Storage:
-    if storage is not None and mmap_prefix is not None:
-        raise ValueError(f"give storage or mmap_prefix, not both; got storage={storage!r}, mmap_prefix={mmap_prefix!r}")
+def _choose_storage(storage: object, mmap_prefix: object, device: object = None) -> Storage:
+    given = {
+        k: v for k, v in {"storage": storage, "mmap_prefix": mmap_prefix, "device": device}.items() if v is not None
+    }
+    if len(given) > 1:
+        raise ValueError(f"give one of storage, mmap_prefix and device, not several; got {given!r}")
+    if device is not None:
+        from laber.storage.device import TorchStorage
+
+        return TorchStorage(device)
     if mmap_prefix is not None:
         return MmapStorage(mmap_prefix)  # type: ignore[arg-type]  # MmapStorage checks the type
     if storage is None:
@@ -46,6 +53,11 @@ def _check_storage_options(storage: Storage, next_of: object, stack_compress: ob
             f"next_of and stack_compress are not supported with {storage.name} storage: their side stores grow "
             f"in one process's memory, which other processes cannot see; got next_of={next_of!r}, "
             f"stack_compress={stack_compress!r}"
+        )
+    if storage.on_device and (next_of is not None or stack_compress is not None):
+        raise ValueError(
+            f"next_of and stack_compress are not supported with {storage.name} storage: their links are "
+            f"resolved by host code; got next_of={next_of!r}, stack_compress={stack_compress!r}"
         )
 
 
@@ -85,6 +97,8 @@ class ReplayBuffer:
         mmap_prefix: keep the arrays in memory-mapped files ``{mmap_prefix}_{name}.laber.dat`` (cpprb's name):
             buffers larger than RAM. The files must not exist; laber never deletes them
             (see :class:`laber.storage.MmapStorage`).
+        device: keep the rows on a torch device (``"cuda"``, ``"cpu"``, a ``torch.device``; extra ``torch``):
+            ``sample`` returns tensors there, drawn there (see :mod:`laber.storage.device`).
         storage: where the arrays live (a :mod:`laber.storage` backend); default process memory.
             ``MPReplayBuffer`` passes shared memory.
 
@@ -121,9 +135,10 @@ class ReplayBuffer:
         Nstep: Mapping[str, Any] | None = None,
         rng: RngLike = None,
         mmap_prefix: str | os.PathLike[str] | None = None,
+        device: Any = None,
         storage: Storage | None = None,
     ) -> None:
-        self._storage = _choose_storage(storage, mmap_prefix)
+        self._storage = _choose_storage(storage, mmap_prefix, device)
         self._lock = self._storage.lock(self._sync_in, self._sync_out)
         self._size = _check_size(size)
         if env_dict is None:
@@ -225,21 +240,13 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------------------------------- layout
     def _layout(self, fields: list[Field]) -> None:
-        """One record per transition (a structured dtype, fields aligned); each field a writable column view."""
-        order = sorted(fields, key=lambda f: -f.dtype.alignment)
-        names, formats, offsets = [], [], []
-        offset = 0
-        for f in order:
-            offset = -(-offset // f.dtype.alignment) * f.dtype.alignment
-            names.append(f.name)
-            formats.append((f.dtype, f.shape))
-            offsets.append(offset)
-            offset += f.size * f.dtype.itemsize
-        itemsize = max(8, -(-offset // 8) * 8)
-        self._record = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
-        self._store = self._storage.allocate("records", (self._size,), self._record, 0)
-        self._cols = {f.name: self._store[f.name] for f in fields}
-        self._record_names: tuple[str, ...] = tuple(names)
+        """The rows, from the storage: the host record layout (``laber.storage.records``) or a torch device."""
+        self._rows = self._storage.rows(fields, self._size, self._schema.hidden)
+        self._cols = self._rows.columns
+        self._record_names: tuple[str, ...] = tuple(self._cols)
+        if not self._storage.on_device:  # the record array, for checkpoints
+            self._record = self._rows.record
+            self._store = self._rows.store
 
     # ------------------------------------------------------------------------------------------- sharing
     def _sync_in(self) -> None:
@@ -314,7 +321,7 @@ class ReplayBuffer:
         links = self._next_of
         stack = self._stack
         if rows == 1 and links is None and stack is None:  # one transition: one record assignment, values as they are
-            self._store[start] = tuple([arrays[name] for name in self._record_names])
+            self._rows.put_one(start, arrays)
             self._next = (start + 1) % size
             if self._stored < size:
                 self._stored += 1
@@ -335,8 +342,7 @@ class ReplayBuffer:
         contiguous = start + rows <= size
         if contiguous and links is None and stack is None and not self._watch_rows:
             # the common batch add: slice writes only, no index array
-            for name, col in self._cols.items():
-                col[start : start + rows] = arrays[name]
+            self._rows.put(slice(start, start + rows), arrays, self._record_names)
             self._next = (start + rows) % size
             self._stored = min(size, self._stored + rows)
             return start
@@ -351,10 +357,10 @@ class ReplayBuffer:
         if links is not None:
             link_col = self._cols[LINK]
             links.before_write(indices[indices < self._stored], link_col)  # rows that hold data now
-        for name, col in self._cols.items():
-            if name in (LINK, STACK_LINK):
-                continue
-            col[where] = stacks[name][..., -1] if name in stacks else arrays[name]  # stacks: the newest frame
+        values = {
+            n: stacks[n][..., -1] if n in stacks else arrays[n] for n in self._cols if n not in (LINK, STACK_LINK)
+        }
+        self._rows.put(where, values, values)  # stacks: the newest frame
         if stack is not None:
             stack.after_write(indices, stack_col, stacks, previous)
         if links is not None:
@@ -401,9 +407,8 @@ class ReplayBuffer:
         """Row indices to sample, uniform over the stored rows: ``floor(u * stored)`` with ``u`` a 53-bit
         uniform (``rng.random``), uniform up to a relative ``stored / 2**53`` (1e-10 at 1e6 rows) and twice as
         fast as ``rng.integers`` here."""
-        u = self._rng.random(batch_size)
-        u *= self._stored
-        return u.astype(np.int64)
+        indices: np.ndarray = self._rows.draw(batch_size, self._stored, self._rng)
+        return indices
 
     def _gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """Every public field at ``indices``, from one gather of whole records into a new block.
@@ -411,7 +416,7 @@ class ReplayBuffer:
         The arrays are views of that new block: fresh memory that storage and later calls never touch, each
         field in its own bytes (they may be non-contiguous: ``np.ascontiguousarray`` where it matters).
         """
-        block = self._store.take(indices)
+        block = self._rows.take(indices)
         if self._next_of is None and self._stack is None:
             return {name: block[name] for name in self._schema.public}
         derived = {} if self._stack is None else self._stack.reconstruct(indices, self._cols[STACK_LINK], self._cols)

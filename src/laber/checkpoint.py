@@ -273,8 +273,17 @@ def _write_npz(fh: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
                     out.write(data[start : start + _CHUNK])
 
 
+def _check_host(buffer: ReplayBuffer) -> None:
+    if buffer._storage.on_device:
+        raise ValueError(
+            f"checkpoints of buffers on a torch device are not supported yet (storage: {buffer._storage!r}); "
+            f"copy the rows to a host buffer (get_all_transitions, then add) and checkpoint that"
+        )
+
+
 def save(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     """Write ``buffer`` to ``path`` atomically (format and temporaries: see the module docstring)."""
+    _check_host(buffer)
     target = _as_path(path)
     arrays = _arrays(buffer)
     _remove_stale_temporaries(target)
@@ -925,6 +934,7 @@ def _apply(reader: _Reader, buffer: ReplayBuffer, plan: _Plan) -> None:
 def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
     """Restore ``buffer`` from ``path``: the whole file is checked first (on error: ``ValueError`` naming the path,
     buffer unchanged); a buffer of another size keeps the newest rows (see the module docstring)."""
+    _check_host(buffer)
     target = _as_path(path)
     name = str(path)
     with _open_archive(target, name) as zf:

@@ -300,10 +300,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self._sample_count += 1
         if ratios is None:  # with_ratios=True always returns them
             raise RuntimeError("internal error: the sum tree returned no probability ratios")
-        out["indexes"] = idx
+        out["indexes"] = self._rows.output(idx)
         weights = np.empty(batch_size, dtype=np.float32)
         np.power(ratios, -beta, out=weights, dtype=np.float64)  # (q_i / min_j q_j) ** -beta, in float64
-        out["weights"] = weights
+        out["weights"] = self._rows.output(weights)
         return out
 
     def update_priorities(self, indexes: object, priorities: object) -> None:

@@ -15,6 +15,11 @@ Backends:
   larger than RAM.
 * :class:`SharedStorage` (``laber.storage.shared``): ``multiprocessing.shared_memory`` segments and a lock
   shared by processes, for ``MPReplayBuffer`` / ``MPPrioritizedReplayBuffer``.
+* :class:`TorchStorage` (``laber.storage.device``, extra ``torch``): rows on a torch device
+  (``ReplayBuffer(..., device="cuda")``); sampling and LaBER stay on the device.
+
+The host backends keep rows in one record layout (``laber.storage.records``); the device backend keeps the same
+bytes in a tensor.
 """
 
 from __future__ import annotations
@@ -24,4 +29,12 @@ from laber.storage.memory import MemoryStorage
 from laber.storage.mmap import MmapStorage
 from laber.storage.shared import SharedStorage
 
-__all__ = ["MemoryStorage", "MmapStorage", "SharedStorage", "Storage"]
+__all__ = ["MemoryStorage", "MmapStorage", "SharedStorage", "Storage", "TorchStorage"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "TorchStorage":  # imported on first use: torch is optional
+        from laber.storage.device import TorchStorage
+
+        return TorchStorage
+    raise AttributeError(f"module 'laber.storage' has no attribute {name!r}")

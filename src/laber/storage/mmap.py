@@ -12,12 +12,15 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from laber.fields import Field
 from laber.storage.base import Hook
+from laber.storage.records import RecordRows
 
 
 class MmapStorage:
@@ -25,6 +28,7 @@ class MmapStorage:
 
     name = "mmap"
     shared = False
+    on_device = False
 
     def __init__(self, prefix: str | os.PathLike[str]) -> None:
         if not isinstance(prefix, (str, os.PathLike)) or not str(prefix):
@@ -64,6 +68,10 @@ class MmapStorage:
         if fill != 0:
             array.fill(fill)
         return array
+
+    def rows(self, fields: Iterable[Field], size: int, host: Iterable[str]) -> RecordRows:
+        """The rows in the record layout, in arrays from ``allocate``."""
+        return RecordRows(fields, size, self.allocate)
 
     def lock(self, enter: Hook, exit: Hook) -> threading.RLock:
         return threading.RLock()

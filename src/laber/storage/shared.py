@@ -23,12 +23,15 @@ import os
 import secrets
 import threading
 import weakref
+from collections.abc import Iterable
 from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
 
+from laber.fields import Field
 from laber.storage.base import Hook
+from laber.storage.records import RecordRows
 
 
 def _alive(pid: int) -> bool:
@@ -113,6 +116,7 @@ class SharedStorage:
 
     name = "shared memory"
     shared = True
+    on_device = False
 
     def __init__(self, ctx: Any = None, *, dead_owner_check: float = 1.0) -> None:
         if ctx is None:
@@ -157,6 +161,10 @@ class SharedStorage:
         shm = shared_memory.SharedMemory(name=segment)
         self._segments.append(shm)
         return shm
+
+    def rows(self, fields: Iterable[Field], size: int, host: Iterable[str]) -> RecordRows:
+        """The rows in the record layout, in arrays from ``allocate``."""
+        return RecordRows(fields, size, self.allocate)
 
     def lock(self, enter: Hook, exit: Hook) -> _ProcessLock:
         return _ProcessLock(self._lock, self._owner, enter, exit, self._dead_owner_check)
