@@ -44,3 +44,16 @@ def test_her_bitflip(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     out = _run("her_bitflip.py", "--quick", cwd=tmp_path)
     assert "with HER (future, k = 4): success rate" in out and "without HER" in out
+
+
+def test_apex(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    script = [sys.executable, str(EXAMPLES / "apex.py"), "--steps", "2000", "--log-every", "1"]
+    with subprocess.Popen(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path) as proc:
+        out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    assert "explorers stopped and joined (exit codes [0, 0]), buffer closed" in out
+    assert "mean evaluation return of the greedy learner policy" in out
+    assert "leaked" not in err  # the resource tracker found no shared memory left behind
+    assert not list(Path("/dev/shm").glob(f"laber_{proc.pid}_*"))  # the buffer's segments are unlinked
