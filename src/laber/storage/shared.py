@@ -76,10 +76,15 @@ class _ProcessLock:
     def __enter__(self) -> _ProcessLock:
         self._local.acquire()
         if self._depth == 0:
+            held = False
             try:
                 self._acquire_shared()
+                held = True
                 self._enter()
-            except BaseException:
+            except BaseException:  # e.g. KeyboardInterrupt while loading the shared scalars: never keep the lock
+                if held:
+                    self._owner[0] = 0
+                    self._lock.release()
                 self._local.release()
                 raise
         self._depth += 1
