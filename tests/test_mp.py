@@ -254,3 +254,20 @@ def test_manager_lock(tmp_path: Path) -> None:
         assert len(rb) == 30
         _check_whole(rb.get_all_transitions())
         rb.close()
+
+
+def test_arrays_outlive_their_buffer_safely() -> None:
+    """A view kept after the buffer is gone (a test comparing sum trees did this) must stay valid memory:
+    the segment is unlinked, but unmapped only with the last array (it used to segfault)."""
+    import gc
+
+    rb = MPPrioritizedReplayBuffer(64, ENV)
+    rb.add(**_rows(0, np.arange(10)))
+    tree = rb._tree._sum_flat
+    total = float(tree.sum())
+    names = rb._storage.segment_names
+    del rb
+    gc.collect()
+    assert _segments_exist(names) == []
+    assert float(tree.sum()) == total
+    tree[:] = 0.0

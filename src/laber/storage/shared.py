@@ -103,6 +103,16 @@ class _ProcessLock:
             self._local.release()
 
 
+class _Segment(shared_memory.SharedMemory):
+    """A segment whose mapping outlives it while arrays still use it: the arrays are made with
+    ``np.frombuffer``, which holds the buffer, so ``close`` raises ``BufferError`` until the last array is
+    gone (the memory is then unmapped with the last one) instead of unmapping memory in use."""
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, BufferError):
+            self.close()
+
+
 def _unlink(segments: list[shared_memory.SharedMemory], creator: int) -> None:
     for shm in segments:
         with contextlib.suppress(BufferError):  # an array still points into it: freed when the process ends
@@ -154,16 +164,17 @@ class SharedStorage:
             shm = self._attach(segment)
         else:
             nbytes = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
-            shm = shared_memory.SharedMemory(name=f"{self._tag}_{len(self._segments)}", create=True, size=nbytes)
+            shm = _Segment(name=f"{self._tag}_{len(self._segments)}", create=True, size=nbytes)
             self._segments.append(shm)
             self._names[name] = (shm.name, tuple(shape), dtype)
-        array: np.ndarray = np.ndarray(shape, dtype=dtype, buffer=shm.buf)
+        count = int(np.prod(shape, dtype=np.int64))
+        array: np.ndarray = np.frombuffer(shm.buf, dtype=dtype, count=count).reshape(shape)  # holds the buffer
         if not self._attached and fill != 0:  # new segments are zero-filled
             array.fill(fill)
         return array
 
     def _attach(self, segment: str) -> shared_memory.SharedMemory:
-        shm = shared_memory.SharedMemory(name=segment)
+        shm = _Segment(name=segment)
         self._segments.append(shm)
         return shm
 
