@@ -22,6 +22,7 @@ from laber._validation import RngLike, as_generator, check_positive_int
 from laber.fields import Field, Schema
 from laber.links import LINK, STACK_LINK, NextOfLinks, StackLinks
 from laber.nstep import DISCOUNT, STEPS, NstepAccumulator, NstepConfig
+from laber.state import BufferRestore, BufferState, NextOfState, NstepState, StackState
 from laber.storage import MemoryStorage, MmapStorage, Storage
 
 __all__ = ["ReplayBuffer"]
@@ -513,17 +514,86 @@ class ReplayBuffer:
         """For now the same as ``load_checkpoint`` (cpprb-compatible transitions files are coming)."""
         self.load_checkpoint(path)
 
-    def _check_extra(
+    # The checkpoint interface (laber.state.Checkpointable): laber.checkpoint reads and restores a buffer through
+    # these three methods only. save_checkpoint/load_checkpoint hold the lock around the whole save/load.
+    def checkpoint_state(self) -> BufferState:
+        """A read-only view of the whole state, for :mod:`laber.checkpoint` (see :class:`laber.state.BufferState`).
+
+        Takes the lock while it gathers the view; its arrays (the record array, the side stores) are views of the
+        buffer's memory, consistent and valid only while the caller holds the lock (``save_checkpoint`` does).
+        """
+        import copy
+
+        with self._lock:
+            host = not self._storage.on_device
+            nstep, next_of, stack = self._nstep, self._next_of, self._stack
+            return BufferState(
+                description=self._describe(),
+                size=self._size,
+                stored=self._stored,
+                next=self._next,
+                storage=repr(self._storage),
+                on_device=not host,
+                record=self._record if host else None,
+                records=self._store if host else None,
+                schema=self._schema,
+                hidden=tuple(f.name for f in self._schema if f.name in self._schema.hidden),
+                rng=copy.deepcopy(self._rng.bit_generator),
+                nstep=None if nstep is None else NstepState(nstep.names, nstep.config.size, nstep.pending()),
+                next_of=None
+                if next_of is None
+                else NextOfState(next_of.pairs, next_of.initial_capacity, next_of.state()),
+                stack=None
+                if stack is None
+                else StackState(stack.fields, stack.depth, stack.initial_capacity, stack.state()),
+                extra=self._checkpoint_extra(),
+            )
+
+    def check_checkpoint_extra(
         self, extra: Mapping[str, Any], rows: Mapping[str, np.ndarray], pending: Mapping[str, np.ndarray]
     ) -> None:
         """Check a checkpoint's extra state before ``load_checkpoint`` changes anything (raise ValueError).
 
         ``extra``: what ``_checkpoint_extra`` saved; ``rows[name]`` and ``pending[name]``: the values of each
         hidden field in every row of the checkpoint and in its pending N-step transitions. A subclass checks
-        and removes its own keys, then calls this, which refuses any key left over.
+        and removes its own keys, then calls this, which refuses any key left over. Changes nothing.
         """
         if extra:
             raise ValueError(f"unexpected extra state {sorted(extra)} for a {type(self).__name__}")
+
+    def restore_checkpoint(self, restore: BufferRestore) -> None:
+        """Install a checkpoint's state, already checked against this buffer (:class:`laber.state.BufferRestore`).
+
+        Clears the buffer, lets ``restore.write_rows`` fill the record memory, then sets the link columns, the
+        counters, the N-step, ``next_of`` and ``stack_compress`` state, a subclass's extra state
+        (``_restore_extra``: PER rebuilds its sum tree) and the rng state. Should any step raise, the buffer is
+        left empty rather than half-loaded, and the error propagates. Takes the lock (``load_checkpoint`` holds
+        it from its checks on).
+        """
+        if self._storage.on_device:
+            raise ValueError(f"restore_checkpoint needs rows in host memory (storage: {self._storage!r})")
+        with self._lock:
+            self.clear()
+            try:
+                restore.write_rows(self._store.view(np.uint8).data)
+                k = restore.stored
+                if restore.next_links is not None:
+                    self._cols[LINK][:k] = restore.next_links
+                if restore.stack_links is not None:
+                    self._cols[STACK_LINK][:k] = restore.stack_links
+                self._stored = k
+                self._next = restore.next
+                if self._nstep is not None:
+                    self._nstep.restore(restore.pending)
+                if self._next_of is not None and restore.next_of is not None:
+                    self._next_of.restore(restore.next_of)
+                if self._stack is not None and restore.stack is not None:
+                    self._stack.restore(restore.stack)
+                self._restore_extra(restore.extra)
+                self._rng.bit_generator.state = dict(restore.rng)
+            except BaseException:
+                self.clear()
+                raise
 
     def _describe(self) -> dict[str, Any]:
         return {

@@ -28,8 +28,8 @@ and temporaries of laber 0.1.0 (``.<name>.XXXXXXXX.tmp``, with the zip header of
 (one ``ValueError`` naming the field that differs), every member's header, dtype and shape, the rng state against
 the buffer's bit generator, the side stores, every link of every row (``next_of`` links to a newer stored row
 or to a used slot, ``stack_compress`` anchors in range and the oldest row an anchor), the pending links and a
-subclass's extra state (``_check_extra``: priorities finite and ``>= 0``, a numeric running maximum). On any
-error it raises ``ValueError`` naming ``path`` and leaves the buffer exactly as it was. Rows are then read
+subclass's extra state (``check_checkpoint_extra``: priorities finite and ``>= 0``, a numeric running maximum).
+On any error it raises ``ValueError`` naming ``path`` and leaves the buffer exactly as it was. Rows are then read
 straight into the buffer's storage (the checks stream through them once, in chunks), so loading needs the
 buffer's own memory plus a few MiB, not a second copy of the file.
 
@@ -40,6 +40,13 @@ seeing those transitions. ``next_of`` links and pending links are remapped, side
 the kept rows use, the oldest kept row becomes a ``stack_compress`` anchor when its older frames were in dropped
 rows, and priorities move with their rows (the sum tree is rebuilt; the running maximum is kept). Pending N-step
 transitions and the rng state are restored in every case.
+
+The buffer is reached only through its checkpoint interface (:mod:`laber.state`, no private attribute):
+``save`` serialises the ``BufferState`` that ``buffer.checkpoint_state()`` hands out; ``load`` checks the file
+against that state (and the extra state with ``buffer.check_checkpoint_extra``), then passes the checked result,
+a ``BufferRestore``, to ``buffer.restore_checkpoint``, which lets its ``write_rows`` stream the kept rows from the
+file into the record memory. ``save`` and ``load`` do not take the buffer's lock themselves:
+``ReplayBuffer.save_checkpoint`` / ``load_checkpoint`` hold it around the whole call.
 """
 
 from __future__ import annotations
@@ -59,18 +66,16 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import numpy as np
 
-from laber.fields import Field, Schema
+from laber.fields import Field
 from laber.links import LINK, STACK_LINK, StackLinks
+from laber.state import BufferRestore, BufferState, Checkpointable
 
 if sys.platform != "win32":
     import fcntl
-
-if TYPE_CHECKING:
-    from laber.buffers import ReplayBuffer
 
 FORMAT = "laber-replay-buffer"
 VERSION = 1
@@ -101,32 +106,32 @@ def _as_path(path: object) -> Path:
     return Path(os.fspath(path))
 
 
-def _arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
-    """Every member of the checkpoint of ``buffer`` (see the module docstring)."""
-    extra = buffer._checkpoint_extra()
-    arrays: dict[str, np.ndarray] = {"rows": buffer._store[: buffer._stored].view(np.uint8)}
+def _arrays(state: BufferState) -> dict[str, np.ndarray]:
+    """Every member of the checkpoint of a buffer in ``state`` (see the module docstring)."""
+    _, records = _host(state)
+    arrays: dict[str, np.ndarray] = {"rows": records[: state.stored].view(np.uint8)}
     json_extra: dict[str, Any] = {}
-    for key, value in extra.items():
+    for key, value in state.extra.items():
         if isinstance(value, np.ndarray):
             arrays[f"extra/{key}"] = value
         else:
             json_extra[key] = value
-    if buffer._nstep is not None:
-        for key, value in buffer._nstep.pending().items():
+    if state.nstep is not None:
+        for key, value in state.nstep.pending.items():
             arrays[f"pending/{key}"] = value
-    if buffer._next_of is not None:
-        for key, value in buffer._next_of.state().items():
+    if state.next_of is not None:
+        for key, value in state.next_of.arrays.items():
             arrays[f"nextof/{key}"] = value
-    if buffer._stack is not None:
-        for key, value in buffer._stack.state().items():
+    if state.stack is not None:
+        for key, value in state.stack.arrays.items():
             arrays[f"stack/{key}"] = value
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "buffer": buffer._describe(),
-        "stored": buffer._stored,
-        "next": buffer._next,
-        "rng": buffer._rng.bit_generator.state,
+        "buffer": state.description,
+        "stored": state.stored,
+        "next": state.next,
+        "rng": state.rng.state,
         "extra": json_extra,
     }
     text = json.dumps(meta, default=_json_default, allow_nan=False)
@@ -273,19 +278,25 @@ def _write_npz(fh: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
                     out.write(data[start : start + _CHUNK])
 
 
-def _check_host(buffer: ReplayBuffer) -> None:
-    if buffer._storage.on_device:
+def _host(state: BufferState) -> tuple[np.dtype[Any], np.ndarray]:
+    """The record layout and record array of a buffer in host memory (a named ``ValueError`` on a device)."""
+    if state.on_device or state.record is None or state.records is None:
         raise ValueError(
-            f"checkpoints of buffers on a torch device are not supported yet (storage: {buffer._storage!r}); "
+            f"checkpoints of buffers on a torch device are not supported yet (storage: {state.storage}); "
             f"copy the rows to a host buffer (get_all_transitions, then add) and checkpoint that"
         )
+    return state.record, state.records
 
 
-def save(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
-    """Write ``buffer`` to ``path`` atomically (format and temporaries: see the module docstring)."""
-    _check_host(buffer)
+def save(buffer: Checkpointable, path: str | os.PathLike[str]) -> None:
+    """Write ``buffer`` to ``path`` atomically (format and temporaries: see the module docstring).
+
+    The caller holds the buffer's lock for the whole call (``ReplayBuffer.save_checkpoint`` does), so the rows
+    are written as they are at one moment."""
+    state = buffer.checkpoint_state()
+    _host(state)
     target = _as_path(path)
-    arrays = _arrays(buffer)
+    arrays = _arrays(state)
     _remove_stale_temporaries(target)
     fd, tmp = _create_temporary(target)
     try:
@@ -453,7 +464,7 @@ def _read_meta(reader: _Reader) -> dict[str, Any]:
     return meta
 
 
-def _check_description(reader: _Reader, theirs: dict[str, Any], mine: dict[str, Any]) -> int:
+def _check_description(reader: _Reader, theirs: dict[str, Any], mine: Mapping[str, Any]) -> int:
     """The checkpoint's buffer description against this buffer's; returns the checkpoint's size."""
     size = theirs.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -521,17 +532,17 @@ def _check_description(reader: _Reader, theirs: dict[str, Any], mine: dict[str, 
     return size
 
 
-def _check_members(reader: _Reader, buffer: ReplayBuffer) -> None:
+def _check_members(reader: _Reader, state: BufferState) -> None:
     """Every member is one this buffer's checkpoint has; those it must have are there."""
     names = reader.names
     if len(set(names)) != len(names):
         reader.malformed("an entry appears twice")
     required = {"__meta__.npy", "rows.npy"}
-    if buffer._next_of is not None:
-        required |= {f"nextof/side/{n}.npy" for n in buffer._next_of.pairs} | {"nextof/free.npy", "nextof/pending.npy"}
-    if buffer._stack is not None:
-        required |= {f"stack/side/{n}.npy" for n in buffer._stack.fields} | {"stack/free.npy"}
-    pending = {f"pending/{n}.npy" for n in buffer._nstep.names} if buffer._nstep is not None else set()
+    if state.next_of is not None:
+        required |= {f"nextof/side/{n}.npy" for n in state.next_of.pairs} | {"nextof/free.npy", "nextof/pending.npy"}
+    if state.stack is not None:
+        required |= {f"stack/side/{n}.npy" for n in state.stack.fields} | {"stack/free.npy"}
+    pending = {f"pending/{n}.npy" for n in state.nstep.names} if state.nstep is not None else set()
     for member in sorted(required - set(names)):
         reader.malformed(f"entry {member.removesuffix('.npy')!r} is missing")
     for member in names:
@@ -547,40 +558,38 @@ def _check_members(reader: _Reader, buffer: ReplayBuffer) -> None:
         reader.malformed(f"pending N-step transitions lack field(s) {missing}")
 
 
-def _check_rng(reader: _Reader, buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-    probe = copy.deepcopy(buffer._rng.bit_generator)
+def _check_rng(reader: _Reader, state: BufferState, rng: dict[str, Any]) -> None:
+    probe = copy.deepcopy(state.rng)
     try:
-        probe.state = state
+        probe.state = rng
     except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
         kind = type(probe).__name__
         reader.malformed(
-            f"its rng state (bit_generator={state.get('bit_generator')!r}) does not fit this buffer's {kind} "
+            f"its rng state (bit_generator={rng.get('bit_generator')!r}) does not fit this buffer's {kind} "
             f"generator ({exc})"
         )
 
 
-def _check_pending(reader: _Reader, buffer: ReplayBuffer) -> dict[str, np.ndarray]:
-    nstep = buffer._nstep
+def _check_pending(reader: _Reader, state: BufferState) -> dict[str, np.ndarray]:
+    nstep = state.nstep
     if nstep is None or f"pending/{nstep.names[0]}.npy" not in reader.names:
         return {}
     out = {n: reader.array(f"pending/{n}.npy") for n in nstep.names}
     count = out[nstep.names[0]].shape[0] if out[nstep.names[0]].ndim else -1
     for name, value in out.items():
-        field = buffer._schema[name]
+        field = state.schema[name]
         if value.shape != (count, *field.shape) or value.dtype.kind not in "biuf":
             reader.malformed(
                 f"pending/{name} must be numbers of shape ({count}, *{field.shape}), got dtype {value.dtype} and "
                 f"shape {value.shape}"
             )
-        try:
-            if field.dtype.kind in "iu" and value.dtype.kind in "iuf":
-                Schema._check_fits(field, value)
-            elif field.dtype.kind == "f" and value.dtype.kind in "iuf" and not np.can_cast(value.dtype, field.dtype):
-                Schema._check_float_range(field, value)
-        except ValueError as exc:
-            reader.malformed(f"pending N-step transition: {exc}")
-    if count >= nstep.config.size:
-        reader.malformed(f"{count} pending N-step transitions; at most {nstep.config.size - 1} can be pending")
+        if count > 0:  # the values must fit the field, as add() checks them (integers in range, no float overflow)
+            try:
+                state.schema.check_add({name: value}, (name,))
+            except ValueError as exc:
+                reader.malformed(f"pending N-step transition: {exc}")
+    if count >= nstep.window:
+        reader.malformed(f"{count} pending N-step transitions; at most {nstep.window - 1} can be pending")
     return out if count > 0 else {}
 
 
@@ -630,13 +639,14 @@ class _Columns:
     context: np.ndarray | None  # records of the rows before the oldest kept one (stack_compress), oldest first
 
 
-def _first_pass(reader: _Reader, buffer: ReplayBuffer, stored: int, context_positions: np.ndarray | None) -> _Columns:
+def _first_pass(
+    reader: _Reader, state: BufferState, record: np.dtype[Any], stored: int, context_positions: np.ndarray | None
+) -> _Columns:
     """Stream every row once (checking the bytes and CRC) and collect the columns the checks need."""
-    record = buffer._record
     itemsize = record.itemsize
-    next_links = np.empty(stored, np.int64) if buffer._next_of is not None else None
-    stack_links = np.empty(stored, np.int64) if buffer._stack is not None else None
-    hidden = {n: np.empty((stored, *buffer._schema[n].shape), buffer._schema[n].dtype) for n in buffer._schema.hidden}
+    next_links = np.empty(stored, np.int64) if state.next_of is not None else None
+    stack_links = np.empty(stored, np.int64) if state.stack is not None else None
+    hidden = {n: np.empty((stored, *state.schema[n].shape), state.schema[n].dtype) for n in state.hidden}
     context = None if context_positions is None else np.empty(context_positions.size, record)
     per_chunk = max(1, _CHUNK_BYTES // itemsize)
     with reader.open_rows(stored * itemsize) as fp:
@@ -748,16 +758,16 @@ class _Ring:
 
 
 def _plan_next_of(
-    reader: _Reader, buffer: ReplayBuffer, ring: _Ring, links: np.ndarray
+    reader: _Reader, state: BufferState, ring: _Ring, links: np.ndarray
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Check the ``next_of`` links, side store and pending links; the kept rows' new links and the new state.
 
     A link is ``-steps`` to a newer stored row (kept as the same distance in age) or a used slot (renumbered).
     """
-    next_of = buffer._next_of
+    next_of = state.next_of
     if next_of is None:
         raise RuntimeError("internal error: no next_of links")
-    max_steps = buffer._nstep_config.size if buffer._nstep_config is not None else 1
+    max_steps = state.max_steps
     side, capacity, free = _side_store(reader, "nextof", next_of.pairs)
     linked = links < 0
     steps = -links[linked]
@@ -790,18 +800,18 @@ def _plan_next_of(
     rows = ring.old_at_new[kept_linked]
     kept[kept_linked] = -(ring.age[(rows - links[rows]) % ring.size] - ring.age[rows])
     shapes = {name: (f.shape, f.dtype) for name, f in next_of.pairs.items()}
-    new_links, new_side, old_slots, new_free = _compact(kept, side, shapes, next_of._initial)
+    new_links, new_side, old_slots, new_free = _compact(kept, side, shapes, next_of.initial_capacity)
     renumber = np.full(max(capacity, 1), -1, np.int64)
     renumber[old_slots] = np.arange(old_slots.size, dtype=np.int64)
     keep = ring.new_of_old[src] >= 0  # pending links of dropped rows go with them
-    state = {f"side/{name}": arr for name, arr in new_side.items()}
-    state["free"] = new_free
-    state["pending"] = np.stack([ring.new_of_old[src[keep]], renumber[slot[keep]], st[keep]], axis=1).astype(np.int64)
-    return new_links, state
+    out = {f"side/{name}": arr for name, arr in new_side.items()}
+    out["free"] = new_free
+    out["pending"] = np.stack([ring.new_of_old[src[keep]], renumber[slot[keep]], st[keep]], axis=1).astype(np.int64)
+    return new_links, out
 
 
 def _plan_stack(
-    reader: _Reader, buffer: ReplayBuffer, ring: _Ring, links: np.ndarray, context: np.ndarray | None
+    reader: _Reader, state: BufferState, ring: _Ring, links: np.ndarray, context: np.ndarray | None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Check the ``stack_compress`` links and side store; the kept rows' new links and the new state.
 
@@ -809,7 +819,7 @@ def _plan_stack(
     be an anchor; when older rows are dropped, the oldest kept row becomes one (its stack rebuilt from
     ``context``, the records of the rows before it).
     """
-    stack = buffer._stack
+    stack = state.stack
     if stack is None:
         raise RuntimeError("internal error: no stack_compress links")
     shapes = {name: ((*f.shape[:-1], stack.depth - 1), f.dtype) for name, f in stack.fields.items()}
@@ -822,29 +832,39 @@ def _plan_stack(
         reader.malformed(f"the oldest row ({ring.start}) is not a stack_compress anchor, so its older frames are lost")
     kept = links[ring.old_at_new].copy()
     anchor = context is not None and kept[0] < 0
-    new_links, new_side, _, new_free = _compact(kept, side, shapes, stack._initial, int(anchor))
+    new_links, new_side, _, new_free = _compact(kept, side, shapes, stack.initial_capacity, int(anchor))
     if anchor and context is not None:
-        scratch = StackLinks(context.size, stack.fields)  # the few rows of the context as a ring of their own
-        scratch._side = side
+        # the few rows of the context as a ring of their own, with a side store of just the slots they use
+        context_links = context[STACK_LINK].astype(np.int64)
+        anchors = context_links >= 0
+        scratch = StackLinks(context.size, stack.fields)
+        scratch.restore(
+            {
+                **{f"side/{name}": side[name][context_links[anchors]] for name in stack.fields},
+                "free": np.empty(0, np.int64),
+            }
+        )
+        context_links[anchors] = np.arange(np.count_nonzero(anchors), dtype=np.int64)
         full = scratch.reconstruct(
             np.array([context.size - 1], dtype=np.int64),
-            context[STACK_LINK],
+            context_links,
             {name: context[name] for name in stack.fields},
         )
         slot = int(np.count_nonzero(kept >= 0))
         for name in stack.fields:
             new_side[name][slot] = full[name][0, ..., :-1]
         new_links[0] = slot
-    state = {f"side/{name}": arr for name, arr in new_side.items()}
-    state["free"] = new_free
-    return new_links, state
+    out = {f"side/{name}": arr for name, arr in new_side.items()}
+    out["free"] = new_free
+    return new_links, out
 
 
-def _plan(reader: _Reader, buffer: ReplayBuffer) -> _Plan:
+def _plan(reader: _Reader, buffer: Checkpointable, state: BufferState) -> _Plan:
     """Read and check the whole checkpoint (nothing in ``buffer`` changes); what to write, in ``_Plan``."""
+    record, _ = _host(state)
     meta = _read_meta(reader)
-    old_size = _check_description(reader, meta["buffer"], buffer._describe())
-    _check_members(reader, buffer)
+    old_size = _check_description(reader, meta["buffer"], state.description)
+    _check_members(reader, state)
     n, old_next = meta["stored"], meta["next"]
     if not 0 <= n <= old_size:
         reader.malformed(f"__meta__ gives stored={n}, outside [0, size={old_size}]")
@@ -853,16 +873,16 @@ def _plan(reader: _Reader, buffer: ReplayBuffer) -> _Plan:
             f"__meta__ gives next={old_next} with stored={n} of size={old_size} (a ring that is not full has "
             f"next == stored)"
         )
-    _check_rng(reader, buffer, meta["rng"])
-    pending = _check_pending(reader, buffer)
-    ring = _Ring.of(n, old_size, old_next, buffer._size)
-    context_rows = None if buffer._stack is None else ring.context(buffer._stack.depth)
-    cols = _first_pass(reader, buffer, n, context_rows)
+    _check_rng(reader, state, meta["rng"])
+    pending = _check_pending(reader, state)
+    ring = _Ring.of(n, old_size, old_next, state.size)
+    context_rows = None if state.stack is None else ring.context(state.stack.depth)
+    cols = _first_pass(reader, state, record, n, context_rows)
     next_links, next_of_state = (
-        (None, None) if cols.next_links is None else _plan_next_of(reader, buffer, ring, cols.next_links)
+        (None, None) if cols.next_links is None else _plan_next_of(reader, state, ring, cols.next_links)
     )
     stack_links, stack_state = (
-        (None, None) if cols.stack_links is None else _plan_stack(reader, buffer, ring, cols.stack_links, cols.context)
+        (None, None) if cols.stack_links is None else _plan_stack(reader, state, ring, cols.stack_links, cols.context)
     )
     extra: dict[str, Any] = dict(meta["extra"])
     for member in reader.names:
@@ -871,14 +891,14 @@ def _plan(reader: _Reader, buffer: ReplayBuffer) -> _Plan:
             if key in extra:
                 reader.malformed(f"extra state {key!r} is given twice")
             extra[key] = reader.array(member)
-    hidden_pending = {name: pending[name] for name in buffer._schema.hidden if name in pending}
+    hidden_pending = {name: pending[name] for name in state.hidden if name in pending}
     try:
-        buffer._check_extra(extra, cols.hidden, hidden_pending)  # priorities of every row, the running max
+        buffer.check_checkpoint_extra(extra, cols.hidden, hidden_pending)  # priorities of every row, the running max
     except (ValueError, TypeError) as exc:
         reader.malformed(str(exc))
     return _Plan(
         stored=ring.k,
-        next=old_next if ring.same else ring.k % buffer._size,
+        next=old_next if ring.same else ring.k % state.size,
         file_rows=n,
         segments=_segments(ring.old_at_new),
         next_links=next_links,
@@ -891,10 +911,11 @@ def _plan(reader: _Reader, buffer: ReplayBuffer) -> _Plan:
     )
 
 
-def _second_pass(reader: _Reader, buffer: ReplayBuffer, stored: int, segments: list[tuple[int, int, int]]) -> None:
-    """Read the kept rows of the file straight into storage, skipping the others (and check the CRC again)."""
-    itemsize = buffer._record.itemsize
-    memory = buffer._store.view(np.uint8).data
+def _second_pass(
+    reader: _Reader, memory: memoryview, itemsize: int, stored: int, segments: list[tuple[int, int, int]]
+) -> None:
+    """Read the kept rows of the file straight into the record memory ``memory`` (the bytes of the buffer's
+    whole record array), skipping the others (and check the CRC again)."""
     with reader.open_rows(stored * itemsize) as fp:
         at = 0
         for first, count, position in [*segments, (stored, 0, 0)]:
@@ -905,39 +926,42 @@ def _second_pass(reader: _Reader, buffer: ReplayBuffer, stored: int, segments: l
         reader.expect_end(fp)
 
 
-def _apply(reader: _Reader, buffer: ReplayBuffer, plan: _Plan) -> None:
-    """Write the checked plan into ``buffer``. Should reading fail now (an I/O error, or the file changed in
-    place since the checks), the buffer is left empty rather than half-loaded."""
-    buffer.clear()
-    try:
-        _second_pass(reader, buffer, plan.file_rows, plan.segments)
-        k = plan.stored
-        if plan.next_links is not None:
-            buffer._cols[LINK][:k] = plan.next_links
-        if plan.stack_links is not None:
-            buffer._cols[STACK_LINK][:k] = plan.stack_links
-        buffer._stored = k
-        buffer._next = plan.next
-        if buffer._nstep is not None:
-            buffer._nstep.restore(plan.pending)
-        if buffer._next_of is not None and plan.next_of_state is not None:
-            buffer._next_of.restore(plan.next_of_state)
-        if buffer._stack is not None and plan.stack_state is not None:
-            buffer._stack.restore(plan.stack_state)
-        buffer._restore_extra(plan.extra)
-        buffer._rng.bit_generator.state = plan.rng
-    except BaseException:
-        buffer.clear()
-        raise
+def _apply(reader: _Reader, buffer: Checkpointable, state: BufferState, plan: _Plan) -> None:
+    """Write the checked plan into ``buffer`` (``restore_checkpoint``; the rows are read from the file into its
+    record memory as it asks for them). Should reading fail now (an I/O error, or the file changed in place
+    since the checks), the buffer is left empty rather than half-loaded."""
+    record, _ = _host(state)
+
+    def write_rows(memory: memoryview) -> None:
+        _second_pass(reader, memory, record.itemsize, plan.file_rows, plan.segments)
+
+    buffer.restore_checkpoint(
+        BufferRestore(
+            stored=plan.stored,
+            next=plan.next,
+            write_rows=write_rows,
+            next_links=plan.next_links,
+            stack_links=plan.stack_links,
+            next_of=plan.next_of_state,
+            stack=plan.stack_state,
+            pending=plan.pending,
+            rng=plan.rng,
+            extra=plan.extra,
+        )
+    )
 
 
-def load(buffer: ReplayBuffer, path: str | os.PathLike[str]) -> None:
+def load(buffer: Checkpointable, path: str | os.PathLike[str]) -> None:
     """Restore ``buffer`` from ``path``: the whole file is checked first (on error: ``ValueError`` naming the path,
-    buffer unchanged); a buffer of another size keeps the newest rows (see the module docstring)."""
-    _check_host(buffer)
+    buffer unchanged); a buffer of another size keeps the newest rows (see the module docstring).
+
+    The caller holds the buffer's lock for the whole call (``ReplayBuffer.load_checkpoint`` does): the checks are
+    made against the state the restore then replaces."""
+    state = buffer.checkpoint_state()
+    _host(state)
     target = _as_path(path)
     name = str(path)
     with _open_archive(target, name) as zf:
         reader = _Reader(zf, name)
-        plan = _plan(reader, buffer)
-        _apply(reader, buffer, plan)
+        plan = _plan(reader, buffer, state)
+        _apply(reader, buffer, state, plan)

@@ -66,6 +66,11 @@ class _SideStore:
     def _release(self, slots: np.ndarray) -> None:
         self._free.extend(slots.tolist())
 
+    @property
+    def initial_capacity(self) -> int:
+        """Slots of the side store when empty (after ``clear``); a restored store should have at least as many."""
+        return self._initial
+
     def _slot_state(self) -> dict[str, np.ndarray]:
         out = {f"side/{n}": a for n, a in self._side.items()}
         out["free"] = np.array(self._free, dtype=np.int64)
@@ -170,11 +175,15 @@ class NextOfLinks(_SideStore):
 
     # ------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, np.ndarray]:
+        """For checkpoints: ``side/<field>`` (the side arrays, not copied), ``free`` (the free slots; the last one
+        is handed out first) and ``pending`` (``(links, 3)`` int64: source row, slot, steps)."""
         out = self._slot_state()
         out["pending"] = self._pending
         return out
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
+        """Replace the side store, free slots and pending links with a ``state()`` (copied; checked by the
+        caller against the rows' links)."""
         self._restore_slots(state)
         self._pending = np.array(state["pending"], dtype=np.int64).reshape(-1, 3)
 
@@ -304,7 +313,9 @@ class StackLinks(_SideStore):
 
     # ------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, np.ndarray]:
+        """For checkpoints: ``side/<field>`` (``(slots, *frame, depth - 1)``, not copied) and ``free``."""
         return self._slot_state()
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
+        """Replace the side store and free slots with a ``state()`` (copied; checked by the caller)."""
         self._restore_slots(state)

@@ -111,6 +111,7 @@ class NstepAccumulator:
         return {} if self._pending is None else {k: v.copy() for k, v in self._pending.items()}
 
     def restore(self, pending: Mapping[str, np.ndarray]) -> None:
+        """Replace the pending transitions with ``pending()`` of a checkpoint (copied; empty: none pending)."""
         self._pending = {k: np.array(v) for k, v in pending.items()} if pending else None
 
     def clear(self) -> None:

@@ -208,12 +208,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if self._stamps is not None:
             self._stamps[idx] = self._sample_count
 
+    # checkpoints (laber.state): the running maximum travels as extra state (the priorities are a hidden column
+    # of the rows); checked by check_checkpoint_extra, and the sum tree rebuilt from the rows by _restore_extra
     def _checkpoint_extra(self) -> dict[str, Any]:
+        """``{"max_priority": float}``, the running maximum, for ``checkpoint_state().extra``."""
         extra = dict(super()._checkpoint_extra())
         extra["max_priority"] = self._max_priority
         return extra
 
-    def _check_extra(
+    def check_checkpoint_extra(
         self, extra: Mapping[str, Any], rows: Mapping[str, np.ndarray], pending: Mapping[str, np.ndarray]
     ) -> None:
         """A checkpoint's running maximum must be a finite number ``>= 0``; the priorities of its rows finite and
@@ -234,9 +237,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             given = np.asarray(pending[_PRIORITY], dtype=np.float64).reshape(-1)
             given = _check_priorities(given[~np.isnan(given)], "pending priorities")
             self._check_mass(given)
-        super()._check_extra(rest, rows, pending)
+        super().check_checkpoint_extra(rest, rows, pending)
 
     def _restore_extra(self, extra: Mapping[str, Any]) -> None:
+        """Called by ``restore_checkpoint`` once the rows are in: the running maximum, the sum tree rebuilt from
+        the restored priorities (and, with ``check_for_update``, every row stamped as just written)."""
         super()._restore_extra(extra)
         self._max_priority = float(extra.get("max_priority", 1.0))
         stored = self.get_stored_size()
