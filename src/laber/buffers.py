@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from laber._validation import RngLike, as_generator, check_positive_int
+from laber._validation import RngLike, as_generator, check_positive_int, host_array
 from laber.fields import Field, Schema
 from laber.links import LINK, STACK_LINK, NextOfLinks, StackLinks
 from laber.nstep import DISCOUNT, STEPS, NstepAccumulator, NstepConfig
@@ -279,6 +279,10 @@ class ReplayBuffer:
     def _on_rows_written(self, indices: np.ndarray) -> None:
         """Called after rows ``indices`` (int64 ring positions) were written. No-op here."""
 
+    def _loaded_hidden(self, priorities: np.ndarray | None, keep: slice, rows: int) -> dict[str, np.ndarray]:
+        """Values of the hidden fields for ``rows`` rows added by ``load_transitions`` (checked; none here)."""
+        return {}
+
     def _checkpoint_extra(self) -> dict[str, Any]:
         """Extra state for checkpoints: JSON values or numpy arrays (none here)."""
         return {}
@@ -506,13 +510,82 @@ class ReplayBuffer:
         with self._lock:
             load(self, path)
 
-    def save_transitions(self, path: str | Any) -> None:
-        """For now the same as ``save_checkpoint`` (cpprb-compatible transitions files are coming)."""
-        self.save_checkpoint(path)
+    def save_transitions(self, file: str | Any, *, safe: bool = True) -> str | None:
+        """Write the stored transitions, oldest first, as a cpprb transitions file (cpprb's format version 1:
+        cpprb 10 and 11 load it; ``safe=False`` is cpprb's compact layout for ``next_of``). A name without
+        ``.npz`` gets it, as in cpprb. Only the rows: for the whole state (rng, pending N-step transitions,
+        priorities) use ``save_checkpoint``. Returns the path written (None for a file object). Holds the lock.
+        See :mod:`laber.transitions`."""
+        from laber.transitions import write_transitions
 
-    def load_transitions(self, path: str | Any) -> None:
-        """For now the same as ``load_checkpoint`` (cpprb-compatible transitions files are coming)."""
-        self.load_checkpoint(path)
+        if not isinstance(safe, bool):
+            raise TypeError(f"safe must be True or False, got safe={safe!r}")
+        with self._lock:
+            stored, size = self._stored, self._size
+            order = (self._next - stored + np.arange(stored, dtype=np.int64)) % size
+            rows = {name: np.asarray(host_array(value)) for name, value in self._gather(order).items()}
+            nstep = self._nstep is not None
+            next_of = None if nstep or self._next_of is None else sorted(n[5:] for n in self._next_of.pairs)
+            stack = None if self._stack is None else sorted(self._stack.fields)
+            written: str | None = write_transitions(
+                file, rows, safe=safe, nstep=nstep, next_of=next_of, stack_compress=stack
+            )
+            return written
+
+    def load_transitions(self, file: str | Any) -> None:
+        """*Add* the transitions of a transitions file to what is stored (cpprb's semantics; a file larger
+        than the buffer leaves its newest rows). Reads every file cpprb 10 and 11 write with
+        ``save_transitions`` (safe or not, with ``next_of``, ``stack_compress``, N-step) and laber's own files
+        (``save_transitions`` and ``save_checkpoint``). The rows are finished rows: they bypass the N-step
+        window (this buffer's pending transitions stay pending); N-step rows without a ``discount`` (cpprb's)
+        get ``gamma**n``; PER rows get the file's priorities (laber checkpoints) or the running maximum. The
+        whole file and every row are checked first: on error a named ``ValueError`` and nothing is added. To
+        restore a whole state, use ``load_checkpoint``. Holds the lock while it writes. See
+        :mod:`laber.transitions`."""
+        from laber.transitions import read_transitions
+
+        data = read_transitions(file)
+        with self._lock:
+            self._add_loaded(data)
+
+    def _add_loaded(self, data: Any) -> None:
+        """``load_transitions`` once the file is read (lock held): check everything, then write."""
+        nstep = self._nstep is not None
+        if data.nstep != nstep:
+            raise ValueError(
+                f"{data.path!r} holds {'N-step' if data.nstep else 'one-step'} transitions, but this buffer "
+                f"{'computes' if nstep else 'does not compute'} N-step returns"
+            )
+        missing = [n for n in self._input_names if n not in data.fields]
+        if missing:
+            raise ValueError(f"{data.path!r} lacks field(s) {missing} that this buffer stores")
+        k = data.rows
+        if k == 0:
+            return
+        keep = slice(max(0, k - self._size), k)  # a file larger than the buffer: its newest rows survive
+        fields = {n: data.fields[n][keep] for n in self._input_names}
+        rows, arrays = self._schema.check_add(fields, self._input_names)
+        if rows != k - keep.start:
+            raise ValueError(f"{data.path!r}: fields disagree on the number of rows")
+        for name, value in arrays.items():
+            f = self._schema[name]
+            arrays[name] = np.asarray(value, dtype=f.dtype).reshape(rows, *f.shape)
+        if self._nstep is not None:
+            cfg = self._nstep.config
+            if DISCOUNT in data.fields:
+                discount = np.asarray(data.fields[DISCOUNT][keep], dtype=np.float64).reshape(rows, 1)
+            else:
+                discount = np.full((rows, 1), cfg.gamma**cfg.size)
+            arrays[DISCOUNT] = discount.astype(np.float32)
+            if 0.0 < cfg.gamma < 1.0:  # the steps each row summed, for next_of's links
+                steps = np.rint(np.log(np.maximum(discount[:, 0], 1e-300)) / np.log(cfg.gamma))
+                arrays[STEPS] = np.clip(steps, 1, cfg.size).astype(np.int64)
+        hidden = self._loaded_hidden(data.priorities, keep, rows)
+        for name in self._schema.hidden:
+            f = self._schema[name]
+            value = hidden.get(name, np.zeros((rows, *f.shape), f.dtype))
+            arrays[name] = np.asarray(value).reshape(rows, *f.shape).astype(f.dtype)
+        self._write(arrays, rows)
 
     # The checkpoint interface (laber.state.Checkpointable): laber.checkpoint reads and restores a buffer through
     # these three methods only. save_checkpoint/load_checkpoint hold the lock around the whole save/load.

@@ -112,7 +112,7 @@ class Schema:
                 raise ValueError(f"field name {name!r} is reserved for sample() outputs; rename it")
             if not isinstance(spec, Mapping):
                 raise TypeError(f"env_dict[{name!r}] must be a dict like {{'shape': 4}}, got {short_repr(spec)}")
-            unknown = set(spec) - {"shape", "dtype"}
+            unknown = set(spec) - {"shape", "dtype", "add_shape"}  # add_shape: cpprb writes it into env_dicts
             if unknown:
                 raise ValueError(f"env_dict[{name!r}] has unknown keys {sorted(unknown)}; allowed: 'shape', 'dtype'")
             shape = _parse_shape(name, spec.get("shape", 1))

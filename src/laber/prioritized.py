@@ -208,6 +208,19 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if self._stamps is not None:
             self._stamps[idx] = self._sample_count
 
+    def _loaded_hidden(self, priorities: np.ndarray | None, keep: slice, rows: int) -> dict[str, np.ndarray]:
+        """``load_transitions``: the file's priorities (checked) or NaN, which the write turns into the running
+        maximum; a given priority raises the running maximum."""
+        if priorities is None:
+            return {_PRIORITY: np.full(rows, np.nan)}
+        p = _check_priorities(np.asarray(priorities)[keep], "priorities in the file")
+        if p.shape[0] != rows:
+            raise ValueError(f"the file holds {p.shape[0]} priorities for {rows} rows")
+        largest = self._check_mass(p)
+        if p.size and largest > self._max_priority:
+            self._max_priority = largest
+        return {_PRIORITY: p}
+
     # checkpoints (laber.state): the running maximum travels as extra state (the priorities are a hidden column
     # of the rows); checked by check_checkpoint_extra, and the sum tree rebuilt from the rows by _restore_extra
     def _checkpoint_extra(self) -> dict[str, Any]:

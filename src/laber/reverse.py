@@ -153,17 +153,29 @@ class ReverseReplayBuffer:
             self._cursor = 0
 
     # ------------------------------------------------------------------------------------------- checkpoints
-    def save_transitions(self, path: Any) -> None:
-        """Write the stored rows to ``path``, as ``ReplayBuffer.save_transitions`` (the cursor is not saved)."""
+    def save_transitions(self, path: Any, *, safe: bool = True) -> str | None:
+        """Write the stored rows to ``path`` as a cpprb transitions file, as ``ReplayBuffer.save_transitions``
+        (the cursor is not saved)."""
         with self._lock:
-            self._rb.save_transitions(path)
+            return self._rb.save_transitions(path, safe=safe)
 
     def load_transitions(self, path: Any) -> None:
-        """Replace the rows with a checkpoint, as ``ReplayBuffer.load_transitions``; the cursor restarts.
+        """Add the rows of a transitions file, as ``ReplayBuffer.load_transitions``; the cursor restarts.
 
         On error the buffer and the cursor are unchanged."""
         with self._lock:
             self._rb.load_transitions(path)
+            self._cursor = 0
+
+    def save_checkpoint(self, path: Any) -> None:
+        """The whole state of the rows, as ``ReplayBuffer.save_checkpoint`` (the cursor is not saved)."""
+        with self._lock:
+            self._rb.save_checkpoint(path)
+
+    def load_checkpoint(self, path: Any) -> None:
+        """Replace the rows with a checkpoint, as ``ReplayBuffer.load_checkpoint``; the cursor restarts."""
+        with self._lock:
+            self._rb.load_checkpoint(path)
             self._cursor = 0
 
     def __repr__(self) -> str:
