@@ -168,7 +168,10 @@ class SharedStorage:
             self._segments.append(shm)
             self._names[name] = (shm.name, tuple(shape), dtype)
         count = int(np.prod(shape, dtype=np.int64))
-        array: np.ndarray = np.frombuffer(shm.buf, dtype=dtype, count=count).reshape(shape)  # holds the buffer
+        buf = shm.buf
+        if buf is None:
+            raise RuntimeError(f"internal error: shared segment {shm.name!r} is closed")
+        array: np.ndarray = np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)  # holds the buffer
         if not self._attached and fill != 0:  # new segments are zero-filled
             array.fill(fill)
         return array
