@@ -24,6 +24,7 @@ from laber.links import LINK, STACK_LINK, NextOfLinks, StackLinks
 from laber.nstep import DISCOUNT, STEPS, NstepAccumulator, NstepConfig
 from laber.state import BufferRestore, BufferState, NextOfState, NstepState, StackState
 from laber.storage import MemoryStorage, MmapStorage, Storage
+from laber.storage.records import record_dtype
 
 __all__ = ["ReplayBuffer"]
 
@@ -181,6 +182,7 @@ class ReplayBuffer:
         if self._stack is not None:
             stored_fields.append(Field(STACK_LINK, (), np.dtype(np.int64)))
         self._layout(stored_fields)
+        self._checkpoint_record = record_dtype(stored_fields)  # the host layout, also of a device buffer's files
         self._counters = (
             self._storage.allocate("counters", (2,), np.dtype(np.int64), 0) if self._storage.shared else None
         )
@@ -607,8 +609,9 @@ class ReplayBuffer:
                 next=self._next,
                 storage=repr(self._storage),
                 on_device=not host,
-                record=self._record if host else None,
-                records=self._store if host else None,
+                record=self._record if host else self._checkpoint_record,
+                # a device buffer: a host copy of its rows in the host layout (files are the same either way)
+                records=self._store if host else self._rows.to_records(self._checkpoint_record, self._stored),
                 schema=self._schema,
                 hidden=tuple(f.name for f in self._schema if f.name in self._schema.hidden),
                 rng=copy.deepcopy(self._rng.bit_generator),
@@ -643,13 +646,17 @@ class ReplayBuffer:
         left empty rather than half-loaded, and the error propagates. Takes the lock (``load_checkpoint`` holds
         it from its checks on).
         """
-        if self._storage.on_device:
-            raise ValueError(f"restore_checkpoint needs rows in host memory (storage: {self._storage!r})")
         with self._lock:
             self.clear()
             try:
-                restore.write_rows(self._store.view(np.uint8).data)
                 k = restore.stored
+                if self._storage.on_device:  # through host memory, in the host layout, then one upload
+                    staging = np.zeros(self._size, dtype=self._checkpoint_record)
+                    restore.write_rows(staging.view(np.uint8).data)
+                    names = tuple(staging.dtype.names or ())
+                    self._rows.put(slice(0, k), {n: staging[n][:k] for n in names}, names)
+                else:
+                    restore.write_rows(self._store.view(np.uint8).data)
                 if restore.next_links is not None:
                     self._cols[LINK][:k] = restore.next_links
                 if restore.stack_links is not None:

@@ -280,7 +280,7 @@ def _write_npz(fh: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
 
 def _host(state: BufferState) -> tuple[np.dtype[Any], np.ndarray]:
     """The record layout and record array of a buffer in host memory (a named ``ValueError`` on a device)."""
-    if state.on_device or state.record is None or state.records is None:
+    if state.record is None or state.records is None:
         raise ValueError(
             f"checkpoints of buffers on a torch device are not supported yet (storage: {state.storage}); "
             f"copy the rows to a host buffer (get_all_transitions, then add) and checkpoint that"

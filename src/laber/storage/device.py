@@ -18,8 +18,10 @@ memory, like the host backends). Internal columns the host must read (PER's prio
   ``weights`` come back as a device tensor. ``update_priorities`` needs the new priorities on the host, so it
   synchronises (as any PER does).
 * Refused at construction, with a named error: ``next_of`` and ``stack_compress`` (their links are resolved
-  by host code), unsigned integer fields wider than 8 bits (torch has no full support for them). Checkpoints of
-  device buffers are not supported yet (``save_checkpoint`` raises); copy the rows to a host buffer.
+  by host code), unsigned integer fields wider than 8 bits (torch has no full support for them).
+* Checkpoints go through host memory in the host layout, so a device buffer's file is the file a host buffer of
+  the same fields writes (either loads the other's); saving copies the stored rows to the host once, loading
+  stages them there and uploads them in one copy.
 """
 
 from __future__ import annotations
@@ -123,6 +125,19 @@ class DeviceRows:
         if any(name in self.names for name in names):
             records = self._records(arrays, k).to(self.device, non_blocking=False)
             self.store[self._index(where)] = records
+
+    def to_records(self, record: np.dtype[Any], stored: int) -> np.ndarray:
+        """A host copy of rows ``0 .. stored - 1`` in the host layout ``record`` (zeros after them): what a
+        checkpoint of this buffer writes, identical to a host buffer's."""
+        size = self.store.shape[0]
+        out = np.zeros(size, dtype=record)
+        if stored:
+            block = self.store[:stored].cpu()
+            for name in self.names:
+                out[name][:stored] = self._split(block, name).numpy().reshape(out[name][:stored].shape)
+            for name in self._host_names:
+                out[name][:stored] = self.columns[name][:stored]
+        return out
 
     def take(self, indices: Any) -> dict[str, Any]:
         block = self.store.index_select(0, self._index(indices))
