@@ -119,8 +119,8 @@ class ReplayBuffer:
 
     Hooks for subclasses (``PrioritizedReplayBuffer`` uses them): ``_hidden_fields()`` declares internal
     fields stored with each row and carried through N-step with the window's first transition;
-    ``_count_rows(fields)`` validates an ``add`` and returns its number of transitions;
-    ``_add_with_hidden(fields, hidden)`` adds with values for the hidden fields; ``_on_rows_written(indices)``
+    ``_check_add(fields, hidden)`` validates an ``add`` (outside the lock) and ``_commit_add(rows, arrays)``
+    writes it (lock held); ``_add_with_hidden(fields, hidden)`` does both; ``_on_rows_written(indices)``
     runs after every write of rows (from ``add``, N-step completions and ``on_episode_end``);
     ``_gather(indices)`` returns fresh public fields of stored rows; ``_column(name)`` is the writable storage of
     one field; ``_checkpoint_extra()`` / ``_restore_extra(extra)`` add state to checkpoints.
@@ -301,24 +301,38 @@ class ReplayBuffer:
         """Add one transition (each field of its declared shape) or a batch (an extra leading axis).
 
         Returns the ring index of the first row written, or None while N-step still holds the transitions.
-        Every value is copied (or converted) before the call returns: the caller may reuse its arrays. Holds
-        the buffer's lock for the whole call.
+        Every value is copied (or converted) before the call returns: the caller may reuse its arrays. The
+        input is validated before the buffer's lock is taken (validation reads only the fields' declarations),
+        so other threads and processes sample meanwhile; the lock is held from the first write to the last.
         """
+        rows, arrays = self._check_add(fields, {})
         with self._lock:
-            return self._add_with_hidden(fields, {})
+            return self._commit_add(rows, arrays)
 
     def _add_with_hidden(self, fields: Mapping[str, Any], hidden: Mapping[str, Any]) -> int | None:
+        """``add`` with values for the hidden fields (lock held by the caller or taken here)."""
+        rows, arrays = self._check_add(fields, hidden)
+        with self._lock:
+            return self._commit_add(rows, arrays)
+
+    def _check_add(self, fields: Mapping[str, Any], hidden: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Validate an ``add`` and shape its arrays (no lock needed: reads only the immutable schema)."""
         rows, arrays = self._schema.check_add(fields, self._input_names)
-        self._episode_len += rows
         for name in self._schema.hidden:
             f = self._schema[name]
             value = np.asarray(hidden[name]) if name in hidden else np.zeros((rows, *f.shape), f.dtype)
             arrays[name] = value.reshape((rows, *f.shape)).astype(f.dtype, copy=False)
+        if self._nstep is not None:
+            for name, value in arrays.items():
+                f = self._schema[name]
+                arrays[name] = np.asarray(value).reshape((rows, *f.shape))
+        return rows, arrays
+
+    def _commit_add(self, rows: int, arrays: dict[str, Any]) -> int | None:
+        """Write a checked ``add`` (the caller holds the lock)."""
+        self._episode_len += rows
         if self._nstep is None:
             return self._write(arrays, rows)
-        for name, value in arrays.items():
-            f = self._schema[name]
-            arrays[name] = np.asarray(value).reshape((rows, *f.shape))
         done = self._nstep.push(arrays)
         return None if done is None else self._write(done, len(done[DISCOUNT]))
 

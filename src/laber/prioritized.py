@@ -271,18 +271,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
         ``priorities``: None (every row gets the running maximum priority, 1 at first), a scalar (one
         transition) or one value per row, each finite and ``>= 0``. A given priority also raises the running
-        maximum. The call is validated as a whole first: on error nothing is written. Holds the buffer's lock
-        for the whole call (with the sum-tree update).
+        maximum. The call is validated as a whole first, before the buffer's lock is taken: on error nothing is
+        written. The lock is held from the first write to the sum-tree update.
         """
         if _PRIORITY in fields:
             raise ValueError(f"{_PRIORITY} is an internal field; pass priorities=... instead")
-        with self._lock:
-            return self._add_prioritized(priorities, fields)
-
-    def _add_prioritized(self, priorities: object, fields: Mapping[str, Any]) -> int | None:
-        rows = self._count_rows(fields)
+        rows, arrays = self._check_add(fields, {})  # before the lock: reads only immutable settings
         if priorities is None:
-            p = np.full(rows, np.nan)
+            arrays[_PRIORITY] = np.full((rows, 1), np.nan)
             given = None
         else:
             p = _check_priorities(priorities)
@@ -290,12 +286,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                 raise ValueError(
                     f"priorities must have one value per row added, got {p.shape[0]} priorities for {rows} rows"
                 )
-            largest = self._check_mass(p)
-            given = largest if p.size else None
-        out = self._add_with_hidden(fields, {_PRIORITY: p})
-        if given is not None:
-            self._max_priority = max(self._max_priority, given)
-        return out
+            given = self._check_mass(p) if p.size else None
+            arrays[_PRIORITY] = p.reshape(rows, 1)
+        with self._lock:
+            out = self._commit_add(rows, arrays)
+            if given is not None:
+                self._max_priority = max(self._max_priority, given)
+            return out
 
     def sample(self, batch_size: int, beta: float = 0.4) -> dict[str, np.ndarray]:
         r"""Draw ``batch_size`` rows in proportion to ``q_i = (p_i + eps) ** alpha``, stratified.
