@@ -106,7 +106,8 @@ class ReplayBuffer:
 
     Thread safety: every public method may be called from several threads at once (the usual split: actor
     threads ``add``, a learner thread ``sample``\s and updates priorities). Each call holds the buffer's lock
-    (a ``threading.RLock``) from its first check to its last write or read, so no call observes or leaves a
+    (a ``threading.RLock``, or a process-shared lock for shared storage) from its first write or read of the rows
+    to its last (``add`` validates before taking it), so no call observes or leaves a
     half-written row, a row counted but not yet written, or a tree behind its rows, and no row is lost. Calls
     are therefore serialised: ``add`` of one transition holds it for a few microseconds, ``sample(B)`` for the
     gather of ``B`` rows, ``save_checkpoint``/``load_checkpoint`` for the whole file write/read. Arrays
