@@ -12,6 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 
+from torch.overrides import TorchFunctionMode  # noqa: E402
+
 from laber.agents import dqn  # noqa: E402
 from laber.agents.dqn import ARMS, DQNConfig, double_dqn_target, train  # noqa: E402
 
@@ -292,3 +294,274 @@ def test_learning_smoke_cartpole() -> None:
     result = train(config, buffer_factory=buffer_factory("laber-mean"))
     assert result.eval_returns[0] < 40
     assert result.eval_returns[-1] > 100
+
+
+# ------------------------------------------------------------------------------------- devices
+def test_device_settings_default_to_the_host_path() -> None:
+    config = DQNConfig()
+    assert (config.device, config.device_buffer, config.on_device) == ("cpu", False, False)
+    assert DQNConfig(device_buffer=True).on_device
+    assert DQNConfig(device="cuda:1").on_device  # availability is checked where the device is used
+    assert not DQNConfig(device="cpu:0").on_device
+    # Left out at their defaults: host runs' records read as before these settings existed.
+    assert "device" not in config.to_dict() and "device_buffer" not in config.to_dict()
+    for changed in (DQNConfig(device="cuda"), DQNConfig(device_buffer=True), DQNConfig(device="cuda:0", seed=2)):
+        assert DQNConfig.from_dict(changed.to_dict()) == changed
+    assert DQNConfig(device="cuda").to_dict()["device"] == "cuda"
+    with pytest.raises(TypeError, match="device must be a torch device name"):
+        DQNConfig(device=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="device_buffer must be True or False, got device_buffer=1"):
+        DQNConfig(device_buffer=1)  # type: ignore[arg-type]
+
+
+def test_check_device_names_unusable_devices() -> None:
+    assert dqn.check_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"device must name a torch device .*got device='gpu'"):
+        dqn.check_device("gpu")
+    with pytest.raises(ValueError, match="device='meta': the meta device holds no data"):
+        dqn.check_device("meta")
+    with pytest.raises(ValueError, match="device='cuda:99'"):
+        dqn.check_device("cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda': CUDA is not available"):
+            dqn.check_device("cuda")
+    with pytest.raises(ValueError, match="device='nowhere'"):
+        train(short("uniform", device="nowhere"))
+
+
+def test_cli_device_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """--device: a usage error naming it for an unknown or missing device; --device-buffer sets the device path."""
+    from laber import cli
+
+    for value in ("nowhere", "cuda:99", ""):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["run", "--device", value, "--steps", "2000", "--no-progress", "--no-tensorboard"])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.startswith("usage: laber") and "argument --device: " in err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as info:
+            cli.main(["compare", "--arms", "uniform", "--device", "cuda", "--out", "unused", "--no-progress"])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and "argument --device: device='cuda': CUDA is not available" in err
+    parser = cli.build_parser()
+    args = parser.parse_args(["run", "--device-buffer", "--device", "cpu", "--no-progress"])
+    config = cli._config(parser, args, arm="uniform", seed=0)
+    assert (config.device, config.device_buffer, config.on_device) == ("cpu", True, True)
+    default = cli._config(parser, parser.parse_args(["run", "--no-progress"]), arm="uniform", seed=0)
+    assert (default.device, default.device_buffer) == ("cpu", False)
+
+
+class FixedBatch:
+    """A buffer whose every sample is the same batch; records the priorities written back."""
+
+    def __init__(self, batch: dict[str, Any]) -> None:
+        self.batch = batch
+        self.priorities: list[Any] = []
+
+    def sample(self, batch_size: int, beta: float | None = None) -> dict[str, Any]:
+        return self.batch
+
+    def update_priorities(self, indexes: Any, priorities: Any) -> None:
+        self.priorities.append((np.asarray(indexes), np.asarray(priorities)))
+
+
+def _batch_from_a_filled_buffer(arm: str, n: int) -> dict[str, np.ndarray]:
+    """n rows of a host buffer of the arm's kind, with PER weights for the PER arms (fields as sample returns)."""
+    config = DQNConfig(arm=arm)
+    buffer = dqn._make_buffer(config, (4,), dqn._seeds(5))
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        obs = rng.normal(size=(101, 4)).astype(np.float32)
+        done = (rng.random((100, 1)) < 0.05).astype(np.float32)
+        buffer.add(
+            obs=obs[:-1], act=rng.integers(0, 2, (100, 1)), rew=rng.normal(size=(100, 1)), next_obs=obs[1:], done=done
+        )
+        buffer.on_episode_end()
+    return buffer.sample(n, beta=0.5) if arm in ("per", "per-laber") else buffer.sample(n)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+@pytest.mark.parametrize("arm", ARMS)
+def test_device_update_on_cpu_equals_the_host_update(arm: str, loss: str) -> None:
+    """From the same batch and seeds, the device path's update (torch ops throughout) gives the host path's loss,
+    parameters and written-back priorities bit for bit: the same targets, priorities, LaBER draws and weights.
+    With the device buffer's own (uniform, seeded) draws, this makes the two paths equal in distribution."""
+    config = DQNConfig(arm=arm, batch_size=16, m=4, hidden=(32, 32), loss=loss, lr=1e-2)
+    seeds = dqn._seeds(11)
+    batch = _batch_from_a_filled_buffer(arm, config.sample_size)
+    host_buffer, device_buffer = FixedBatch(batch), FixedBatch({k: torch.from_numpy(v) for k, v in batch.items()})
+    torch.manual_seed(0)
+    host = dqn._Learner(config, 4, 2, dqn._make_sampler(config, host_buffer, seeds))
+    torch.manual_seed(0)
+    on_device = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, device_buffer, seeds))
+    for step in range(3):
+        host_loss = host.update(0.3)
+        device_loss = on_device.update(0.3)
+        assert isinstance(device_loss, torch.Tensor) and device_loss.dim() == 0
+        assert float(device_loss) == host_loss, step
+    for a, b in zip(host.online.parameters(), on_device.online.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert len(host_buffer.priorities) == len(device_buffer.priorities) == (3 if arm in ("per", "per-laber") else 0)
+    for (i_host, p_host), (i_dev, p_dev) in zip(host_buffer.priorities, device_buffer.priorities, strict=True):
+        np.testing.assert_array_equal(i_host, i_dev)
+        assert p_dev.dtype == np.float64
+        np.testing.assert_array_equal(p_host, p_dev)
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_every_arm_trains_on_a_device_buffer_on_cpu(arm: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """device_buffer=True on the CPU: the buffer keeps tensors, the device learner trains every arm end to end."""
+    made: list[Any] = []
+    make_buffer = dqn._make_buffer
+
+    def recording(config: DQNConfig, obs_shape: tuple[int, ...], seeds: Any) -> Any:
+        made.append(make_buffer(config, obs_shape, seeds))
+        return made[-1]
+
+    monkeypatch.setattr(dqn, "_make_buffer", recording)
+    config = short(arm, device_buffer=True, steps=120, eval_every=60)
+    result = train(config)
+    assert result.eval_steps == [0, 60, 120]
+    assert all(math.isfinite(r) and r >= 8 for r in result.eval_returns)
+    assert result.updates == config.steps - config.learning_starts
+    (buffer,) = made
+    batch = buffer.sample(4)
+    assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in batch.values())
+    assert ("weights" in batch) == (arm in ("per", "per-laber"))
+
+
+def test_device_buffer_run_is_seeded() -> None:
+    arm = "laber-mean"
+    a = train(short(arm, seed=7, device_buffer=True))
+    b = train(short(arm, seed=7, device_buffer=True))
+    c = train(short(arm, seed=8, device_buffer=True))
+    assert a.eval_returns == b.eval_returns and a.episode_returns == b.episode_returns
+    assert (a.eval_returns, a.episode_returns) != (c.eval_returns, c.episode_returns)
+
+
+def test_learning_smoke_cartpole_device_buffer() -> None:
+    """The device path on the CPU learns CartPole as the host path does (same settings as the host smoke test)."""
+    config = DQNConfig(
+        arm="laber-mean",
+        seed=0,
+        steps=2500,
+        learning_starts=500,
+        eps_decay_steps=1000,
+        target_update=250,
+        eval_every=2500,
+        eval_episodes=5,
+        device_buffer=True,
+    )
+    result = train(config)
+    assert result.eval_returns[0] < 40
+    assert result.eval_returns[-1] > 100
+
+
+# Tensor calls that read a value on the host: each one synchronises on an accelerator.
+HOST_READS = frozenset(
+    {
+        "item",
+        "tolist",
+        "cpu",
+        "numpy",
+        "__bool__",
+        "__float__",
+        "__int__",
+        "__index__",
+        "__array__",
+        "nonzero",
+        "masked_select",
+        "unique",
+        "as_tensor",
+        "from_numpy",
+    }
+)
+
+
+class _HostReads(TorchFunctionMode):
+    """Records every torch call that reads a tensor's value on the host (and boolean-mask indexing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = getattr(func, "__name__", str(func))
+        masked = name in ("__getitem__", "__setitem__") and any(
+            isinstance(a, torch.Tensor) and a.dtype == torch.bool for a in args[1:2]
+        )
+        if name in HOST_READS or masked:
+            self.reads.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_device_update_reads_nothing_on_the_host(arm: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device update on CPU tensors, with LaBER forced onto its accelerator path (torch draw, no value check),
+    makes no torch call that reads a value on the host (on CUDA each would be a synchronisation). The PER arms
+    read exactly where the docstring says: the sample's indexes and weights and update_priorities' values."""
+    import laber.laber
+
+    config = DQNConfig(arm=arm, batch_size=16, m=4, device_buffer=True)
+    seeds = dqn._seeds(0)
+    buffer = dqn._make_buffer(config, (4,), seeds)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(501, 4)).astype(np.float32)
+    buffer.add(
+        obs=obs[:-1],
+        act=rng.integers(0, 2, (500, 1)),
+        rew=np.ones((500, 1)),
+        next_obs=obs[1:],
+        done=(rng.random((500, 1)) < 0.05).astype(np.float32),
+    )
+    learner = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, buffer, seeds))
+    sub = getattr(learner.sampler, "subsample", None)
+    if sub is not None:  # LaBER's defaults on an accelerator: no value check
+        sub.laber = type(sub.laber)(config.batch_size, config.m, eps=config.laber_eps, rng=0, check_values=False)
+    # CPU tensors otherwise take LaBER's numpy kernels; this sends them down the torch path CUDA tensors take.
+    monkeypatch.setattr(laber.laber, "_numpy_shared_dtypes", frozenset)
+    learner.update(0.5)  # warm up (optimiser state)
+    with _HostReads() as mode:
+        learner.update(0.5)
+    if arm in ("per", "per-laber"):
+        assert sorted(set(mode.reads)) == ["as_tensor", "cpu", "numpy"]
+    else:
+        assert mode.reads == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("arm", ["uniform", "laber-mean"])
+def test_cuda_update_never_synchronises(arm: str) -> None:
+    """A few updates on CUDA under torch.cuda.set_sync_debug_mode("error"): any host synchronisation raises."""
+    config = DQNConfig(arm=arm, batch_size=64, m=4, device="cuda")
+    seeds = dqn._seeds(0)
+    buffer = dqn._make_buffer(config, (4,), seeds)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(2001, 4)).astype(np.float32)
+    buffer.add(
+        obs=obs[:-1],
+        act=rng.integers(0, 2, (2000, 1)),
+        rew=np.ones((2000, 1)),
+        next_obs=obs[1:],
+        done=(rng.random((2000, 1)) < 0.05).astype(np.float32),
+    )
+    learner = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, buffer, seeds))
+    for _ in range(3):  # warm up: kernels, generators, the optimiser's state
+        learner.update(0.5)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses = [learner.update(0.5) for _ in range(5)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(loss.device.type == "cuda" for loss in losses)
+    assert all(math.isfinite(float(loss)) for loss in losses)
+    assert all(p.device.type == "cuda" for p in learner.online.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("arm", ARMS)
+def test_every_arm_trains_on_cuda(arm: str) -> None:
+    result = train(short(arm, device="cuda", steps=120, eval_every=60))
+    assert all(math.isfinite(r) and r >= 8 for r in result.eval_returns)
+    assert result.updates == 40

@@ -133,11 +133,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, choices=("huber", "mse"), default=None, help=text)
         else:
             group.add_argument(flag, type=kind, default=None, help=text)
+    group.add_argument(
+        "--device",
+        default=None,
+        help="torch device of the networks: cpu (default), cuda, cuda:1, ...; any but cpu keeps the replay buffer "
+        "there too and runs the whole update there",
+    )
+    group.add_argument(
+        "--device-buffer",
+        action="store_true",
+        help="the device path (buffer on --device, update in torch ops there) even when --device is cpu",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``laber`` argument parser (``run``, ``compare`` and ``report`` sub-commands)."""
+    from laber import __version__
+
     parser = argparse.ArgumentParser(prog="laber", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"laber {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report}")
 
     run = sub.add_parser("run", help="train one run of the reference DQN")
@@ -180,6 +194,14 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: 
         value = getattr(args, name)
         if value is not None:
             values[name] = value
+    if args.device is not None:
+        try:
+            dqn.check_device(args.device)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"argument --device: {exc}")
+        values["device"] = args.device
+    if args.device_buffer:
+        values["device_buffer"] = True
     try:
         config = dqn.DQNConfig(**values)
     except (TypeError, ValueError) as exc:

@@ -43,6 +43,20 @@ over all ``m*B`` rows.)
 One ``seed`` controls everything: ``numpy.random.SeedSequence(seed).spawn`` gives independent streams for the
 network's initialisation, the training environment, the evaluation environments, the buffer, the LaBER
 sub-sampler and epsilon-greedy exploration. On CPU with one thread, the same seed gives the same run.
+
+Devices (``DQNConfig.device``, ``DQNConfig.device_buffer``; ``laber run --device cuda``). The default host path
+(networks on the CPU, a host buffer, row selection and loss weights in numpy, which costs a fraction of a torch
+call on batches this small) is unchanged. On any other device, or with ``device_buffer=True`` (the same path on
+the CPU), the buffer keeps its rows on the device (``ReplayBuffer(..., device=...)``), the networks live there
+and the update runs in torch ops there: the sample (drawn on the device), the Double DQN targets, the surrogate
+priorities, LaBER's draw and weights (its torch path), the row selection and the weighted loss. For the
+``uniform``, ``uniform-large`` and ``laber-*`` arms the update never synchronises with the host (checked on CUDA
+with ``torch.cuda.set_sync_debug_mode("error")``); the PER arms synchronise at ``sample`` (indexes and weights
+from the host's sum tree) and ``update_priorities`` (priorities to it), as any PER with a host sum tree does.
+Acting moves each observation to the device and the greedy action back. Initial weights are drawn on the CPU,
+so they are the same on every device; the buffer's and LaBER's device draws come from torch generators seeded
+from the run's numpy streams, so the same seed gives the same run on the CPU (other draws than the host path's:
+the same distribution, not the same numbers).
 """
 
 from __future__ import annotations
@@ -62,11 +76,13 @@ from laber._validation import check_nonnegative_float, check_positive_int
 
 if TYPE_CHECKING:
     import torch
+    from torch import Tensor
 
 __all__ = [
     "ARMS",
     "DQNConfig",
     "RunResult",
+    "check_device",
     "check_env",
     "check_trainable",
     "double_dqn_target",
@@ -78,6 +94,7 @@ ARMS: tuple[str, ...] = ("uniform", "uniform-large", "per", "laber-mean", "laber
 LOSSES: tuple[str, ...] = ("huber", "mse")
 _LARGE_ARMS = frozenset({"uniform-large", "laber-mean", "laber-lazy", "laber-max", "per-laber"})
 _PER_ARMS = frozenset({"per", "per-laber"})
+_DEVICE_DEFAULTS: dict[str, object] = {"device": "cpu", "device_buffer": False}
 
 
 # ----------------------------------------------------------------------------------------------- configuration
@@ -90,6 +107,11 @@ class DQNConfig:
     act uniformly at random and do not train. The target network is a copy of the online network refreshed every
     ``target_update`` steps. Evaluation runs ``eval_episodes`` greedy episodes every ``eval_every`` steps (and
     once before training).
+
+    ``device`` (a torch device name: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) holds the networks. On any device
+    but the CPU, or with ``device_buffer=True`` (which runs that path on the CPU too), the replay buffer lives
+    there as well (``ReplayBuffer(..., device=device)``) and the update runs with torch ops on the device (see
+    "Devices" in the module docstring). The defaults (``"cpu"``, ``False``) are the host path, unchanged.
     """
 
     env_id: str = "CartPole-v1"
@@ -116,6 +138,8 @@ class DQNConfig:
     per_alpha: float = 0.6
     per_beta: float = 0.4
     per_eps: float = 1e-4
+    device: str = "cpu"
+    device_buffer: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -149,6 +173,20 @@ class DQNConfig:
             value = check_nonnegative_float(getattr(self, name), name)
             if value > 1:
                 raise ValueError(f"{name} must be in [0, 1], got {name}={value!r}")
+        # The device's availability is checked where it is used (train, the CLI): a config recorded on a GPU
+        # machine must still load on one without.
+        if not isinstance(self.device, str) or not self.device:
+            raise TypeError(f"device must be a torch device name such as 'cpu' or 'cuda', got device={self.device!r}")
+        if not isinstance(self.device_buffer, bool):
+            raise TypeError(f"device_buffer must be True or False, got device_buffer={self.device_buffer!r}")
+
+    @property
+    def on_device(self) -> bool:
+        """Whether the run takes the device path: a buffer on ``device`` and an update in torch ops there.
+
+        True for any ``device`` but the CPU, and with ``device_buffer`` (the same path, run on the CPU).
+        """
+        return self.device_buffer or self.device.split(":", 1)[0] != "cpu"
 
     @property
     def sample_size(self) -> int:
@@ -156,9 +194,17 @@ class DQNConfig:
         return self.m * self.batch_size if self.arm in _LARGE_ARMS else self.batch_size
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (``hidden`` as a list); ``DQNConfig.from_dict`` inverts it."""
+        """A JSON-friendly dict (``hidden`` as a list); ``DQNConfig.from_dict`` inverts it.
+
+        ``device`` and ``device_buffer`` are left out at their defaults (``"cpu"``, ``False``), so that the records
+        of host runs read the same as those written before these settings existed (a compare resumed over them
+        finds the same settings).
+        """
         out = asdict(self)
         out["hidden"] = list(self.hidden)
+        for name, default in _DEVICE_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         return out
 
     @classmethod
@@ -225,22 +271,36 @@ def _surrogate(loss: str) -> Callable[[np.ndarray], np.ndarray]:
     return np.abs
 
 
+def _torch_surrogate(loss: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``_surrogate`` on torch tensors, on their device (the same float32 values)."""
+    if loss == "huber":
+        return lambda td: td.abs().clamp_(max=1.0)
+    return lambda td: td.abs()
+
+
 class _SubSampler:
     """LaBER (``variant``: mean, lazy or max) on the surrogate priorities of a large batch's TD errors.
 
-    Called with the ``m*B`` TD errors, returns the positions of the ``B`` drawn rows and their weights (float32).
+    Called with the ``m*B`` TD errors, returns the positions of the ``B`` drawn rows and their weights (float32):
+    numpy arrays for numpy TD errors; with ``tensors``, tensors on the TD errors' device (LaBER's torch path: no
+    host synchronisation on an accelerator; on the CPU it draws with the numpy kernels, the same draws).
     """
 
-    def __init__(self, config: DQNConfig, seeds: _Seeds, variant: str) -> None:
+    def __init__(self, config: DQNConfig, seeds: _Seeds, variant: str, *, tensors: bool = False) -> None:
         import laber
 
         cls = {"mean": laber.LaBERmean, "lazy": laber.LaBERlazy, "max": laber.LaBERmax}[variant]
         self.laber = cls(config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber))
-        self.surrogate = _surrogate(config.loss)
+        self.surrogate: Callable[[Any], Any] = _torch_surrogate(config.loss) if tensors else _surrogate(config.loss)
 
-    def __call__(self, td: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, td: Any) -> tuple[Any, Any]:
         out = self.laber(priorities=self.surrogate(td))
         return out["indexes"], out["weights"]
+
+
+def _annealed_beta(beta0: float, progress: float) -> float:
+    """PER's importance exponent, annealed linearly from ``beta0`` at the start to 1 at the end of the run."""
+    return beta0 + (1.0 - beta0) * min(max(progress, 0.0), 1.0)
 
 
 class _Uniform:
@@ -293,7 +353,7 @@ class _PER(_Uniform):
         self.beta0 = config.per_beta
 
     def beta(self, progress: float) -> float:
-        return self.beta0 + (1.0 - self.beta0) * min(max(progress, 0.0), 1.0)
+        return _annealed_beta(self.beta0, progress)
 
     def draw(self, progress: float) -> dict[str, np.ndarray]:
         return self.buffer.sample(self.size, beta=self.beta(progress))  # type: ignore[no-any-return]
@@ -322,6 +382,88 @@ class _PERLaBER(_PER):
         return positions, weights * per_weights.take(positions)
 
 
+# The device path: the same arms on tensors of the buffer's device (``DQNConfig.on_device``).
+class _DeviceUniform:
+    """``uniform`` and ``uniform-large`` on a device buffer: ``_Uniform``'s protocol on device tensors.
+
+    ``draw`` returns the buffer's batch (tensors on the device); ``select(td, batch)`` the positions (an int64
+    tensor) that enter the loss, or None for all, and the loss weights (a float32 tensor), or None;
+    ``feedback`` sees the TD errors; ``prescore`` as for ``_Uniform``. Nothing here reads a tensor's value on
+    the host.
+    """
+
+    prescore = False
+
+    def __init__(self, buffer: Any, size: int) -> None:
+        self.buffer = buffer
+        self.size = size
+
+    def draw(self, progress: float) -> dict[str, torch.Tensor]:
+        return self.buffer.sample(self.size)  # type: ignore[no-any-return]
+
+    def select(
+        self, td: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return None, None
+
+    def feedback(self, td: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
+        return None
+
+
+class _DeviceLaBER(_DeviceUniform):
+    """``laber-*`` on a device buffer: ``m*B`` rows drawn there, ``B`` sub-sampled there by LaBER's torch path."""
+
+    prescore = True
+
+    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+        super().__init__(buffer, config.m * config.batch_size)
+        self.subsample = _SubSampler(config, seeds, config.arm.rsplit("-", 1)[1], tensors=True)
+
+    def select(
+        self, td: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        positions, weights = self.subsample(td)
+        return positions, weights
+
+
+class _DevicePER(_DeviceUniform):
+    """``per`` on a device buffer. Synchronises: ``update_priorities`` copies the ``|delta|`` to the host's sum
+    tree (and the buffer's ``sample`` copies the drawn indexes and weights to the device), as any PER must."""
+
+    def __init__(self, buffer: Any, config: DQNConfig) -> None:
+        super().__init__(buffer, config.batch_size)
+        self.beta0 = config.per_beta
+
+    def draw(self, progress: float) -> dict[str, torch.Tensor]:
+        return self.buffer.sample(self.size, beta=_annealed_beta(self.beta0, progress))  # type: ignore[no-any-return]
+
+    def select(
+        self, td: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return None, batch["weights"].reshape(-1).float()
+
+    def feedback(self, td: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
+        self.buffer.update_priorities(batch["indexes"], td.abs().double())  # the host synchronisation
+
+
+class _DevicePERLaBER(_DevicePER):
+    """``per-laber`` on a device buffer: LaBER on the device, all ``m*B`` priorities written back (a sync)."""
+
+    prescore = True
+
+    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+        super().__init__(buffer, config)
+        self.size = config.m * config.batch_size
+        self.subsample = _SubSampler(config, seeds, "mean", tensors=True)
+
+    def select(
+        self, td: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        per_weights = batch["weights"].reshape(-1).float()
+        positions, weights = self.subsample(td)
+        return positions, weights * per_weights.index_select(0, positions)
+
+
 def _buffer_class(name: str) -> Any:
     module = importlib.import_module("laber")
     cls = getattr(module, name, None)
@@ -347,6 +489,8 @@ def _make_buffer(config: DQNConfig, obs_shape: tuple[int, ...], seeds: _Seeds) -
         "done": {},
     }
     kwargs: dict[str, Any] = {"rng": np.random.default_rng(seeds.buffer)}
+    if config.on_device:
+        kwargs["device"] = config.device
     if config.nstep > 1:
         kwargs["Nstep"] = {"size": config.nstep, "rew": "rew", "gamma": config.gamma, "next": "next_obs"}
     if config.arm in _PER_ARMS:
@@ -365,6 +509,16 @@ def _make_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _Uniform:
     if config.arm == "per-laber":
         return _PERLaBER(buffer, config, seeds)
     return _LaBER(buffer, config, seeds)
+
+
+def _make_device_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _DeviceUniform:
+    if config.arm in ("uniform", "uniform-large"):
+        return _DeviceUniform(buffer, config.sample_size)
+    if config.arm == "per":
+        return _DevicePER(buffer, config)
+    if config.arm == "per-laber":
+        return _DevicePERLaBER(buffer, config, seeds)
+    return _DeviceLaBER(buffer, config, seeds)
 
 
 # ----------------------------------------------------------------------------------------------- the agent
@@ -405,19 +559,20 @@ def _forward(torch: Any, layers: list[tuple[torch.Tensor, torch.Tensor]], x: tor
     return linear(x, weight, bias)  # type: ignore[no-any-return]
 
 
-class _Learner:
-    """Online and target networks, optimiser and the Double DQN update for one sampling strategy."""
+class _Networks:
+    """Online and target networks (initialised on the CPU, then moved to ``device``), optimiser and loss."""
 
-    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _Uniform) -> None:
+    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, device: str = "cpu") -> None:
         torch = require("torch", "the reference DQN")
         self.torch = torch
         self.config = config
-        self.online = _mlp(n_obs, config.hidden, n_actions)
-        self.target = _mlp(n_obs, config.hidden, n_actions)
+        self.device = torch.device(device)
+        # Built on the CPU from torch's CPU generator and then moved: the same initial weights on every device.
+        self.online = _mlp(n_obs, config.hidden, n_actions).to(self.device)
+        self.target = _mlp(n_obs, config.hidden, n_actions).to(self.device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr, fused=True)
-        self.sampler = sampler
         # (weight, bias) pairs: a functional forward pass skips nn.Module dispatch, a large share of the time of
         # such small networks on a CPU.
         self.online_layers = [(mod.weight, mod.bias) for mod in self.online if isinstance(mod, torch.nn.Linear)]
@@ -437,6 +592,17 @@ class _Learner:
     def q_target(self, x: torch.Tensor) -> torch.Tensor:
         return _forward(self.torch, self.target_layers, x)
 
+    def sync_target(self) -> None:
+        self.target.load_state_dict(self.online.state_dict())
+
+
+class _Learner(_Networks):
+    """The host path: networks on the CPU, a host buffer, the Double DQN update for one sampling strategy."""
+
+    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _Uniform) -> None:
+        super().__init__(config, n_obs, n_actions)
+        self.sampler = sampler
+
     def act(self, obs: np.ndarray) -> int:
         with self.torch.inference_mode():
             q = self.q_online(self.torch.from_numpy(np.asarray(obs, dtype=np.float32)).unsqueeze(0))
@@ -446,9 +612,6 @@ class _Learner:
         with self.torch.inference_mode():
             q = self.q_online(self.torch.from_numpy(np.asarray(obs, dtype=np.float32)))
         return np.asarray(q.argmax(1).numpy())
-
-    def sync_target(self) -> None:
-        self.target.load_state_dict(self.online.state_dict())
 
     def update(self, progress: float) -> float:
         """One gradient step on a batch from the sampler; returns the loss.
@@ -503,6 +666,93 @@ class _Learner:
         return float(loss.detach())
 
 
+class _DeviceLearner(_Networks):
+    """The device path (``DQNConfig.on_device``): networks and buffer on ``config.device``, the update in torch ops.
+
+    What synchronises with the host, and what does not:
+
+    * ``update`` for ``uniform``, ``uniform-large`` and the ``laber-*`` arms: nothing. The buffer draws and
+      gathers on the device, the targets, TD errors, surrogate priorities, LaBER's draw and weights, the row
+      selection (``index_select``), the weighted Huber loss, the backward pass and the fused Adam step are device
+      ops queued on the stream; no value is read on the host (no ``.item()``, ``.cpu()``, ``float(tensor)``,
+      ``nonzero``, no branch on a tensor) and it returns the loss as a device tensor. On CUDA this is checked
+      with ``torch.cuda.set_sync_debug_mode("error")`` (``tests/test_dqn.py``).
+    * ``update`` for ``per`` and ``per-laber``: the buffer's ``sample`` copies the drawn indexes and weights from
+      the host's sum tree to the device, and ``update_priorities`` copies the new priorities back to it; both
+      wait for the device, as any PER with a host sum tree must.
+    * Acting (``act``, ``act_batch``): the observation goes to the device and the greedy action comes back, a
+      synchronisation per call, outside the update. ``ReplayBuffer.add`` copies each transition to the device.
+    """
+
+    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _DeviceUniform) -> None:
+        super().__init__(config, n_obs, n_actions, config.device)
+        self.sampler = sampler
+
+    def _states(self, obs: np.ndarray) -> torch.Tensor:
+        states: torch.Tensor = self.torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        return states
+
+    def act(self, obs: np.ndarray) -> int:
+        with self.torch.inference_mode():
+            q = self.q_online(self._states(obs).unsqueeze(0))
+        return int(q.argmax())
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            q = self.q_online(self._states(obs))
+        return np.asarray(q.argmax(1).cpu().numpy())
+
+    def update(self, progress: float) -> torch.Tensor:
+        """One gradient step on a batch from the device buffer; returns the loss, a device tensor (not synced).
+
+        The same computation as ``_Learner.update`` (same targets, priorities, draws and weights; on the CPU,
+        from the same batch and seeds, the same parameters bit for bit), in torch ops on the batch's device.
+        Targets and the large batch's scores are computed under ``no_grad`` (not ``inference_mode``: the targets
+        enter the loss, whose backward pass saves them).
+        """
+        torch = self.torch
+        sampler = self.sampler
+        batch = sampler.draw(progress)
+        obs, next_obs = batch["obs"].float(), batch["next_obs"].float()
+        n = obs.shape[0]
+        act = batch["act"].reshape(n, 1).long()
+        discount = batch.get("discount")
+        gamma_k: Any = discount.reshape(n).float() if discount is not None else self.default_discount
+        not_done = 1.0 - batch["done"].reshape(n).float()
+        rew = batch["rew"].reshape(n).float()
+        q_sa_all: Tensor | None = None  # Q_online(s, a) of every drawn row, for the pre-scoring arms
+        with torch.no_grad():
+            if sampler.prescore:
+                q_both = self.q_online(torch.cat((obs, next_obs)))
+                q_sa_all = q_both[:n].gather(1, act).view(n)
+                q_online_next = q_both[n:]
+            else:
+                q_online_next = self.q_online(next_obs)
+            y = double_dqn_target(q_online_next, self.q_target(next_obs), rew, gamma_k, not_done)
+        weights: Tensor | None = None
+        if q_sa_all is not None:
+            td = y - q_sa_all
+            positions, weights = sampler.select(td, batch)
+            sampler.feedback(td, batch)
+            if positions is not None:
+                obs, act, y = (
+                    obs.index_select(0, positions),
+                    act.index_select(0, positions),
+                    y.index_select(0, positions),
+                )
+        q_sa = self.q_online(obs).gather(1, act).view(-1)
+        losses = self.loss_fn(q_sa, y)
+        if not sampler.prescore:
+            td = y - q_sa.detach()
+            weights = sampler.select(td, batch)[1]
+            sampler.feedback(td, batch)
+        loss = losses.mean() if weights is None else torch.dot(losses, weights / weights.shape[0])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()  # type: ignore[no-any-return]
+
+
 def _epsilon(config: DQNConfig, step: int) -> float:
     """Linear decay from ``eps_start`` to ``eps_end`` over ``eps_decay_steps`` steps after learning starts."""
     if config.eps_decay_steps == 0:
@@ -511,7 +761,7 @@ def _epsilon(config: DQNConfig, step: int) -> float:
     return config.eps_start + frac * (config.eps_end - config.eps_start)
 
 
-def _evaluate(learner: _Learner, envs: list[Any], rng: np.random.Generator) -> float:
+def _evaluate(learner: _Learner | _DeviceLearner, envs: list[Any], rng: np.random.Generator) -> float:
     """Mean return of one greedy episode in each evaluation environment, stepped in lockstep (one forward pass)."""
     obs = np.stack([env.reset(seed=int(rng.integers(2**31)))[0] for env in envs]).astype(np.float32)
     returns = np.zeros(len(envs))
@@ -563,6 +813,50 @@ def check_env(env_id: str) -> tuple[int, int]:
         env.close()
 
 
+def check_device(device: object) -> Any:
+    """Check that ``device`` names a torch device this machine has; returns the ``torch.device``.
+
+    A name torch does not know (``"gpu"``), CUDA or MPS when this machine or torch build has none, a CUDA index
+    past the last device and the ``meta`` device (no data) are a ``ValueError`` naming ``device``; a non-string
+    is a ``TypeError``.
+    """
+    torch = require("torch", "the reference DQN")
+    if not isinstance(device, str) or not device:
+        raise TypeError(f"device must be a torch device name such as 'cpu' or 'cuda', got device={device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device must name a torch device ('cpu', 'cuda', 'cuda:1', ...), got device={device!r}"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: CUDA is not available on this machine (or in this torch build)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device={device!r}: MPS is not available on this machine (or in this torch build)")
+    elif dev.type == "meta":
+        raise ValueError(f"device={device!r}: the meta device holds no data and cannot train")
+    elif dev.type != "cpu":
+        try:
+            torch.zeros(1, device=dev)
+        except (RuntimeError, AssertionError) as exc:
+            raise ValueError(f"device={device!r} is not usable on this machine: {exc}") from None
+    return dev
+
+
+def _synchronizer(device: Any) -> Callable[[], None] | None:
+    """A call that waits for ``device``'s queued work (None for the CPU, whose ops finish when they return)."""
+    torch = require("torch", "the reference DQN")
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return lambda: torch.mps.synchronize()
+    return None
+
+
 def first_update_step(config: DQNConfig) -> int:
     """The step of a run's first update: the first multiple of ``train_freq`` after ``learning_starts``."""
     return (config.learning_starts // config.train_freq + 1) * config.train_freq
@@ -600,9 +894,17 @@ def train(
     rng)`` replaces the library's buffer (for tests); it must offer the ``ReplayBuffer`` API (and the prioritized
     one for ``per`` arms). The process's torch thread count is left to the caller (one thread per run is fastest
     for these small networks: ``torch.set_num_threads(1)``). A ``config`` whose run would end before its first
-    update is a ``ValueError`` (see ``check_trainable``).
+    update is a ``ValueError`` (see ``check_trainable``), and so is a ``device`` this machine lacks (see
+    ``check_device``).
+
+    With ``config.on_device`` the buffer (a ``buffer_factory``'s too: it must then return tensors on
+    ``config.device``) and the networks live on ``config.device`` (see ``_DeviceLearner`` for what
+    synchronises). The updates themselves never wait for the device; to time them, ``train`` waits for it
+    after each update on an accelerator (``torch.cuda.synchronize``), so that ``seconds_per_update`` counts the
+    device's work rather than its launch (the next step's ``act`` and ``add`` wait for the device anyway).
     """
     check_trainable(config)
+    device = check_device(config.device)
     torch = require("torch", "the reference DQN")
     gym = require("gymnasium", "the reference DQN")
     start = time.perf_counter()
@@ -616,7 +918,12 @@ def train(
             buffer = _make_buffer(config, (n_obs,), seeds)
         else:
             buffer = buffer_factory(config, (n_obs,), np.random.default_rng(seeds.buffer))
-        learner = _Learner(config, n_obs, n_actions, _make_sampler(config, buffer, seeds))
+        learner: _Learner | _DeviceLearner
+        if config.on_device:
+            learner = _DeviceLearner(config, n_obs, n_actions, _make_device_sampler(config, buffer, seeds))
+        else:
+            learner = _Learner(config, n_obs, n_actions, _make_sampler(config, buffer, seeds))
+        wait = _synchronizer(device)
         explore = np.random.default_rng(seeds.explore)
         eval_rng = np.random.default_rng(seeds.eval)
         env.action_space.seed(int(explore.integers(2**31)))
@@ -653,6 +960,8 @@ def train(
             if step > config.learning_starts and step % config.train_freq == 0:
                 t0 = time.perf_counter()
                 update(step / config.steps)
+                if wait is not None:
+                    wait()
                 result.update_seconds += time.perf_counter() - t0
                 result.updates += 1
             if step % config.target_update == 0:
