@@ -19,7 +19,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +92,13 @@ def plan(base: DQNConfig, arms: Sequence[str], seeds: Sequence[int], out: str | 
     """
     check_compare_dir(out)
     todo = []
-    expected = base.to_dict()
+    expected = asdict(base)  # every setting, defaults included (a record may leave defaults out)
     for seed in seeds:
         for arm in arms:
             config = replace(base, arm=arm, seed=seed)
             path = run_dir(out, arm, seed)
             if is_finished(path):
-                done = json.loads((path / RESULT_FILE).read_text())["config"]
+                done = asdict(DQNConfig.from_dict(json.loads((path / RESULT_FILE).read_text())["config"]))
                 mismatched = sorted(k for k, v in expected.items() if k not in ("arm", "seed") and done.get(k) != v)
                 if mismatched:
                     details = ", ".join(f"{k}={done.get(k)!r} (requested {expected[k]!r})" for k in mismatched)

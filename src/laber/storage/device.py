@@ -11,7 +11,8 @@ memory, like the host backends). Internal columns the host must read (PER's prio
   host and nothing waits for the device, so ``LaBERmean(B, m)(priorities=td.abs())`` on those tensors keeps the
   whole LaBER update on the device.
 * ``add`` takes numpy arrays, Python numbers or tensors (validated on the host as for every backend), packs the
-  records on the host and copies them once.
+  records on the host and copies them once. The copy is from pageable host memory, so on CUDA an ``add`` waits
+  for the work already queued on the device (acting waits for it anyway when it reads the network's output).
 * ``PrioritizedReplayBuffer`` on a device keeps its sum tree on the host: the tree search is a sequential
   descent that the host does in microseconds, while on a GPU it would be a chain of small dependent kernels;
   the drawn indexes (a few hundred int64) go to the device in one copy, the rows are gathered there, and
@@ -140,7 +141,13 @@ class DeviceRows:
         return out
 
     def take(self, indices: Any) -> dict[str, Any]:
-        block = self.store.index_select(0, self._index(indices))
+        if self.device.type == "cpu":  # numpy's gather of whole records is ~3x torch's index_select of wide rows
+            torch = _torch()
+            idx = indices.numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices, dtype=np.int64)
+            records = self.store.numpy().view(self.record).reshape(-1)
+            block = torch.from_numpy(records.take(idx).view(np.uint8).reshape(len(idx), self._itemsize))
+        else:
+            block = self.store.index_select(0, self._index(indices))
         return {name: self._split(block, name) for name in self.names}
 
     def draw(self, batch_size: int, stored: int, rng: np.random.Generator) -> Any:
