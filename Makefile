@@ -3,51 +3,69 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch
-EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard
+# What each command installs: the demo only what `laber compare` needs; the tests everything they exercise.
+DEMO_EXTRAS ?= torch,gym,plot,progress
+TEST_EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per install step, so both commands work in either order on one venv. TEST_EXTRAS holds every
+# extra of DEMO_EXTRAS, so the test install also stamps the demo's.
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck pytest fuzz bench clean robustness-doc
+.PHONY: demo demo-setup test lint typecheck pytest package-check fuzz bench clean robustness-doc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[$(EXTRAS)]"
-	@touch $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[$(DEMO_EXTRAS)]"
+	@touch $(DEMO_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[$(TEST_EXTRAS)]"
+	@touch $(TEST_STAMP) $(DEMO_STAMP)
+
+# The demo's set-up alone (make demo runs it first when needed).
+demo-setup: $(DEMO_STAMP)
 
 # The main job, small: every arm (uniform, PER, the LaBER variants) on CartPole-v1, 3 seeds of 20k steps each
 # with the agent's default settings (about 2 minutes on 2 cores).
 DEMO_ARMS ?= uniform,uniform-large,per,laber-mean,laber-lazy,laber-max,per-laber
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	rm -rf runs/demo
 	$(BIN)/laber compare --env CartPole-v1 --arms $(DEMO_ARMS) --seeds 3 --steps 20000 --jobs 2 --out runs/demo
 	@cat runs/demo/summary.md
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck pytest
+# The distributions: python -m build makes the sdist and the wheel (from the sdist), twine check accepts both, the
+# sdist holds what it must and nothing it must not, and the wheel, installed into a clean venv with numpy only,
+# imports and answers `laber --version` (tests/package_check.py).
+package-check: $(TEST_STAMP)
+	$(BIN)/python tests/package_check.py
+
+test: lint typecheck pytest package-check
 
 # The stateful fuzzer of tests/test_fuzz.py in its long profile: at least 10,000 call sequences (make test runs a
 # short one). LABER_FUZZ_SEED=<int> changes the seed.
-fuzz: $(STAMP)
+fuzz: $(TEST_STAMP)
 	LABER_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 # docs/robustness.md, rendered from the malformed-call table of tests/robustness_table.py (test_robustness.py
 # fails when it is out of date).
-robustness-doc: $(STAMP)
+robustness-doc: $(TEST_STAMP)
 	$(BIN)/python tests/robustness_table.py --write
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
 
