@@ -5,14 +5,16 @@ VENV ?= .venv
 TORCH ?= torch
 # What each command installs: the demo only what `laber compare` needs; the tests everything they exercise.
 DEMO_EXTRAS ?= torch,gym,plot,progress
-TEST_EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard
+TEST_EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard,docs
+DOCS_EXTRAS ?= docs
 BIN := $(VENV)/bin
 # One stamp per install step, so both commands work in either order on one venv. TEST_EXTRAS holds every
-# extra of DEMO_EXTRAS, so the test install also stamps the demo's.
+# extra of DEMO_EXTRAS and DOCS_EXTRAS, so the test install also stamps theirs.
 DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo demo-setup test lint typecheck pytest package-check fuzz bench clean robustness-doc
+.PHONY: demo demo-setup test lint typecheck pytest package-check docs fuzz bench clean robustness-doc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +26,11 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[$(TEST_EXTRAS)]"
-	@touch $(TEST_STAMP) $(DEMO_STAMP)
+	@touch $(TEST_STAMP) $(DEMO_STAMP) $(DOCS_STAMP)
+
+$(DOCS_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[$(DOCS_EXTRAS)]"
+	@touch $(DOCS_STAMP)
 
 # The demo's set-up alone (make demo runs it first when needed).
 demo-setup: $(DEMO_STAMP)
@@ -53,7 +59,13 @@ pytest: $(TEST_STAMP)
 package-check: $(TEST_STAMP)
 	$(BIN)/python tests/package_check.py
 
-test: lint typecheck pytest package-check
+# The documentation site (mkdocs.yml, pages under docs/, the API reference from the docstrings) into site/, built
+# strictly: a warning, a broken link or anchor, an unknown cross-reference or a formula that does not render
+# fails it (a few seconds). NO_MKDOCS_2_WARNING silences mkdocs-material's end-of-life banner.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+test: lint typecheck pytest package-check docs
 
 # The stateful fuzzer of tests/test_fuzz.py in its long profile: at least 10,000 call sequences (make test runs a
 # short one). LABER_FUZZ_SEED=<int> changes the seed.
@@ -70,4 +82,4 @@ bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
