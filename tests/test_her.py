@@ -401,7 +401,7 @@ def _rf(s: np.ndarray, a: np.ndarray, g: np.ndarray) -> np.ndarray:
     ("kwargs", "error", "name"),
     [
         ({"strategy": "bogus"}, ValueError, "strategy"),
-        ({"strategy": 3}, ValueError, "strategy"),
+        ({"strategy": 3}, TypeError, "strategy"),
         ({"additional_goals": -1}, ValueError, "additional_goals"),
         ({"additional_goals": 1.5}, TypeError, "additional_goals"),
         ({"additional_goals": True}, TypeError, "additional_goals"),

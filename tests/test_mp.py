@@ -64,6 +64,12 @@ def _hold_the_lock(rb: MPReplayBuffer, ready: Any) -> None:
         time.sleep(600)
 
 
+def _take_the_lock_unnamed(rb: MPReplayBuffer, ready: Any) -> None:
+    rb._storage._lock.acquire()  # killed before it could write its pid: the lock is held by nobody known
+    ready.set()
+    time.sleep(600)
+
+
 def _read_priorities(rb: MPPrioritizedReplayBuffer, out: Any) -> None:
     out.put(rb.get_priorities().tolist())
 
@@ -166,7 +172,7 @@ def test_a_killed_explorer_leaves_the_buffer_usable() -> None:
     """SIGKILL an explorer in the middle of its adds (possibly holding the lock): the learner carries on."""
     ctx = mp.get_context("fork")
     rb = MPReplayBuffer(4096, ENV, ctx=ctx, rng=0)
-    rb._storage._dead_owner_check = 0.05  # notice the dead holder quickly
+    rb._lock._check = 0.05  # notice a dead holder quickly (the default waits 1 s)
     p = ctx.Process(target=_explore_forever, args=(rb, 1))
     p.start()
     deadline = time.monotonic() + 30
@@ -188,7 +194,7 @@ def test_a_killed_explorer_leaves_the_buffer_usable() -> None:
 def test_a_process_killed_while_holding_the_lock_does_not_block_the_others(method: str) -> None:
     ctx = mp.get_context(method)
     rb = MPReplayBuffer(64, ENV, ctx=ctx)
-    rb._storage._dead_owner_check = 0.05
+    rb._lock._check = 0.05  # notice a dead holder quickly (the default waits 1 s)
     rb.add(**_rows(0, np.arange(4)))
     ready = ctx.Event()
     p = ctx.Process(target=_hold_the_lock, args=(rb, ready))
@@ -271,3 +277,21 @@ def test_arrays_outlive_their_buffer_safely() -> None:
     assert _segments_exist(names) == []
     assert float(tree.sum()) == total
     tree[:] = 0.0
+
+
+def test_a_process_killed_before_naming_itself_does_not_block_the_others() -> None:
+    """The window between taking the shared lock and writing the holder's pid: a lock held with no holder for
+    many waits is taken over (this hung a test run under heavy load before)."""
+    ctx = mp.get_context("fork")
+    rb = MPReplayBuffer(64, ENV, ctx=ctx)
+    rb._lock._check = 0.02  # notice a dead holder quickly (the default waits 1 s)
+    ready = ctx.Event()
+    p = ctx.Process(target=_take_the_lock_unnamed, args=(rb, ready))
+    p.start()
+    assert ready.wait(timeout=60)
+    assert p.pid is not None
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(timeout=30)
+    rb.add(**_rows(0, np.arange(4)))  # about 40 waits of 0.02 s, then the lock is taken over
+    assert len(rb) == 4
+    rb.close()

@@ -11,6 +11,7 @@ field, then splits the gathered rows into fresh, contiguous, per-field arrays.
 
 from __future__ import annotations
 
+import io
 import numbers
 import os
 from collections.abc import Mapping
@@ -537,6 +538,8 @@ class ReplayBuffer:
 
         if not isinstance(safe, bool):
             raise TypeError(f"safe must be True or False, got safe={safe!r}")
+        if isinstance(file, io.TextIOBase):
+            raise TypeError(f"file must be a path or a file opened in binary mode ('wb'), got file={file!r}")
         with self._lock:
             stored, size = self._stored, self._size
             order = (self._next - stored + np.arange(stored, dtype=np.int64)) % size
@@ -566,7 +569,19 @@ class ReplayBuffer:
             self._add_loaded(data)
 
     def _add_loaded(self, data: Any) -> None:
-        """``load_transitions`` once the file is read (lock held): check everything, then write."""
+        """``load_transitions`` once the file is read (lock held): check everything, then write. Errors about
+        the rows name the file."""
+        try:
+            arrays, rows = self._check_loaded(data)
+        except (TypeError, ValueError) as exc:
+            if data.path in str(exc):
+                raise
+            raise type(exc)(f"{data.path!r}: {exc}") from exc
+        if rows:
+            self._write(arrays, rows)
+
+    def _check_loaded(self, data: Any) -> tuple[dict[str, Any], int]:
+        """The rows of a read transitions file, checked and shaped for ``_write`` (nothing written)."""
         nstep = self._nstep is not None
         if data.nstep != nstep:
             raise ValueError(
@@ -578,7 +593,7 @@ class ReplayBuffer:
             raise ValueError(f"{data.path!r} lacks field(s) {missing} that this buffer stores")
         k = data.rows
         if k == 0:
-            return
+            return {}, 0
         keep = slice(max(0, k - self._size), k)  # a file larger than the buffer: its newest rows survive
         fields = {n: data.fields[n][keep] for n in self._input_names}
         rows, arrays = self._schema.check_add(fields, self._input_names)
@@ -602,7 +617,7 @@ class ReplayBuffer:
             f = self._schema[name]
             value = hidden.get(name, np.zeros((rows, *f.shape), f.dtype))
             arrays[name] = np.asarray(value).reshape(rows, *f.shape).astype(f.dtype)
-        self._write(arrays, rows)
+        return arrays, rows
 
     # The checkpoint interface (laber.state.Checkpointable): laber.checkpoint reads and restores a buffer through
     # these three methods only. save_checkpoint/load_checkpoint hold the lock around the whole save/load.
@@ -716,6 +731,8 @@ class ReplayBuffer:
         from laber._validation import host_array, short_repr
 
         arr = np.asarray(host_array(indexes))
+        if arr.dtype.kind not in "iu" and (arr.size or arr.dtype.kind not in "f"):  # [] is fine, None or "0" not
+            raise TypeError(f"indexes must be integers, got dtype {arr.dtype} for indexes={short_repr(indexes)}")
         if arr.ndim != 1:
             raise ValueError(f"indexes must be 1-D, got shape {arr.shape} for indexes={short_repr(indexes)}")
         if arr.size and (arr.dtype.kind not in "iu"):

@@ -152,7 +152,9 @@ class HindsightReplayBuffer:
             raise TypeError(f"reward_func must be callable (next_state, action, goal) -> rewards, got {reward_func!r}")
         if goal_func is not None and not callable(goal_func):
             raise TypeError(f"goal_func must be None or callable (states) -> goals, got goal_func={goal_func!r}")
-        if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        if not isinstance(strategy, str):
+            raise TypeError(f"strategy must be one of {list(STRATEGIES)}, got strategy={strategy!r}")
+        if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got strategy={strategy!r}")
         k = _check_nonnegative_int(additional_goals, "additional_goals")
         if not isinstance(prioritized, (bool, np.bool_)):

@@ -32,9 +32,11 @@ _BACKENDS = ("SharedMemory", "sharedctypes")
 
 
 def _shared_storage(ctx: Any, backend: object, kwargs: Mapping[str, Any]) -> SharedStorage:
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be one of {list(_BACKENDS)}, got backend={backend!r}")
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {list(_BACKENDS)}, got backend={backend!r}")
-    for key in ("storage", "mmap_prefix"):
+    for key in ("storage", "mmap_prefix", "device"):
         if key in kwargs:
             raise ValueError(f"{key} cannot be given to a multi-process buffer (it always uses shared memory)")
     return SharedStorage(ctx)

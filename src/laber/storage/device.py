@@ -170,6 +170,10 @@ class TorchStorage:
 
     def __init__(self, device: Any) -> None:
         torch = _torch()
+        if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+            raise TypeError(
+                f"device must name a torch device ('cpu', 'cuda', 'cuda:1', a torch.device), got device={device!r}"
+            )
         try:
             self.device = torch.device(device)
         except (TypeError, RuntimeError) as exc:

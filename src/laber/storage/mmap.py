@@ -9,6 +9,7 @@ process; for several processes use ``MPReplayBuffer``).
 
 from __future__ import annotations
 
+import glob
 import mmap
 import os
 import threading
@@ -37,6 +38,12 @@ class MmapStorage:
         parent = Path(self.prefix + "_x").parent
         if not parent.is_dir():
             raise ValueError(f"mmap_prefix={self.prefix!r}: directory {str(parent)!r} does not exist")
+        taken = sorted(str(p) for p in parent.glob(glob.escape(Path(self.prefix).name) + "_*.laber.dat"))
+        if taken:  # checked before any file is made, so a refused buffer leaves nothing behind
+            raise FileExistsError(
+                f"mmap_prefix={self.prefix!r}: {taken[0]!r} already exists; laber never overwrites a file: "
+                f"remove the files {self.prefix}_*.laber.dat or choose another mmap_prefix"
+            )
         self.paths: list[Path] = []
         self._maps: list[mmap.mmap] = []
 

@@ -50,6 +50,9 @@ def _alive(pid: int) -> bool:
         return True
 
 
+_UNNAMED_WAITS = 40  # with the default 1 s wait: a lock held for 40 s with no holder pid is taken over
+
+
 class _ProcessLock:
     """Reentrant across the threads of a process, exclusive across processes, recoverable from a dead holder."""
 
@@ -63,14 +66,20 @@ class _ProcessLock:
         self._check = dead_owner_check
 
     def _acquire_shared(self) -> None:
+        unnamed = 0  # consecutive waits on a lock held with no holder recorded
         while not self._lock.acquire(timeout=self._check):
             holder = int(self._owner[0])
-            if holder and holder != os.getpid() and not _alive(holder):
-                self._owner[0] = 0
-                # the holder died: free its lock, then compete for it again (ValueError: another process
-                # doing the same released it first)
-                with contextlib.suppress(ValueError):
-                    self._lock.release()
+            unnamed = unnamed + 1 if holder == 0 else 0
+            # The holder died: free its lock, then compete for it again. A process killed between taking the lock
+            # and writing its pid (or between clearing it and releasing) leaves no pid: a lock that stays held
+            # with no holder for many waits (a window of a few instructions otherwise) is taken over too.
+            dead = holder != 0 and holder != os.getpid() and not _alive(holder)
+            if dead or unnamed >= _UNNAMED_WAITS:
+                if int(self._owner[0]) == holder:  # nobody took it over meanwhile
+                    self._owner[0] = 0
+                    with contextlib.suppress(ValueError):  # another process doing the same released it first
+                        self._lock.release()
+                unnamed = 0
         self._owner[0] = os.getpid()
 
     def __enter__(self) -> _ProcessLock:
