@@ -3561,12 +3561,12 @@ case(
     her_buffer,
 )
 case(
-    "her-add-rew",
+    "her-add-unknown",
     HADD,
-    "a `rew=` (HER computes the rewards)",
-    lambda rb: rb.add(**{k: v[0] for k, v in her_steps(1, 20).items()}, rew=1.0),
+    "an unknown field `extra=` (`rew=` is ignored: HER computes the rewards)",
+    lambda rb: rb.add(**{k: v[0] for k, v in her_steps(1, 20).items()}, extra=1.0),
     ValueError,
-    "'rew'",
+    "'extra'",
     her_buffer,
 )
 case(

@@ -141,3 +141,34 @@ def test_checkpoint_names(tmp_path: Path) -> None:
     copy = PrioritizedReplayBuffer(16, ENV)
     copy.load_checkpoint(tmp_path / "state.npz")
     np.testing.assert_array_equal(copy.get_all_transitions()["obs"], rb.get_all_transitions()["obs"])
+
+
+def test_get_all_transitions_shuffle_is_a_seeded_permutation() -> None:
+    rb = ReplayBuffer(16, ENV, rng=0)
+    _add(rb, 10)
+    plain = rb.get_all_transitions()["act"].ravel()
+    shuffled = rb.get_all_transitions(shuffle=True)["act"].ravel()
+    assert sorted(shuffled.tolist()) == plain.tolist() and not np.array_equal(shuffled, plain)
+    again = ReplayBuffer(16, ENV, rng=0)
+    _add(again, 10)
+    np.testing.assert_array_equal(again.get_all_transitions(shuffle=True)["act"].ravel(), shuffled)
+    with pytest.raises(TypeError, match="shuffle must be True or False"):
+        rb.get_all_transitions(shuffle="yes")  # type: ignore[arg-type]
+
+
+def test_default_dtype_none_is_float32_as_in_cpprb() -> None:
+    rb = ReplayBuffer(4, {"obs": {}}, default_dtype=None)
+    rb.add(obs=1.0)
+    assert rb.get_all_transitions()["obs"].dtype == np.float32
+
+
+def test_multi_process_buffers_take_cpprbs_logger_and_skip_overwritten_rows() -> None:
+    import logging
+
+    rb = MPPrioritizedReplayBuffer(4, ENV, logger=logging.getLogger("x"))
+    _add(rb, 4)
+    rb.sample(2)
+    _add(rb, 1, 10)  # overwrites row 0
+    rb.update_priorities(np.array([0, 1]), np.array([5.0, 5.0]))
+    np.testing.assert_array_equal(rb.get_priorities(), [1.0, 5.0, 1.0, 1.0])  # cpprb's MP buffer does the same
+    rb.close()

@@ -129,6 +129,7 @@ def test_priorities_written_by_the_learner_are_what_other_processes_see(method: 
     ctx = mp.get_context(method)
     rb = MPPrioritizedReplayBuffer(16, ENV, ctx=ctx)
     rb.add(**_rows(0, np.arange(5)))
+    rb.sample(2)  # check_for_update (on by default, as cpprb): rows added since the last sample keep theirs
     rb.update_priorities(np.array([1, 3]), np.array([7.0, 9.0]))
     queue = ctx.Queue()
     p = ctx.Process(target=_read_priorities, args=(rb, queue))

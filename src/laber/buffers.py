@@ -157,6 +157,8 @@ class ReplayBuffer:
         _check_storage_options(self._storage, next_of, stack_compress)
         derived = self._parse_next_of(next_of, env_dict)
         inputs = {**env_dict, **{f"next_{x}": env_dict[x] for x in derived}}
+        if default_dtype is None:  # cpprb's default_dtype=None means float32 (numpy's would be float64)
+            default_dtype = np.float32
         schema = Schema(inputs, default_dtype, self._hidden_fields())
         self._nstep_config = NstepConfig.parse(Nstep, schema, self._size)
         if self._nstep_config is not None:
@@ -454,10 +456,16 @@ class ReplayBuffer:
         value: np.ndarray = self._cols[name][indices]
         return value
 
-    def get_all_transitions(self) -> dict[str, np.ndarray]:
-        """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays). Holds the lock while it copies."""
+    def get_all_transitions(self, shuffle: bool = False) -> dict[str, np.ndarray]:
+        """Every stored row, in ring order ``0 .. stored - 1`` (fresh arrays), or with ``shuffle`` in an order
+        drawn from the buffer's generator (cpprb's argument). Holds the lock while it copies."""
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got shuffle={shuffle!r}")
         with self._lock:
-            return self._gather(np.arange(self._stored, dtype=np.int64))
+            order = np.arange(self._stored, dtype=np.int64)
+            if shuffle:
+                order = self._rng.permutation(order)
+            return self._gather(order)
 
     def get_stored_size(self) -> int:
         """Number of rows stored (at most ``get_buffer_size()``). Takes the lock just to read the counter (with

@@ -233,8 +233,10 @@ class HindsightReplayBuffer:
     def add(self, **fields: Any) -> None:
         """Add one transition or a batch of the current episode (validated as ``ReplayBuffer.add``).
 
-        Raises ``ValueError`` (nothing added) if the episode would exceed ``max_episode_len`` transitions.
+        Raises ``ValueError`` (nothing added) if the episode would exceed ``max_episode_len`` transitions. A
+        ``rew=`` value is ignored, as in cpprb: the rewards are ``reward_func``'s (cpprb's HER example passes one).
         """
+        fields = {k: v for k, v in fields.items() if k != _REW}
         with self._lock:
             rows = self._episode_schema.check_add(fields, self._names)[0]
             held = self._episode.get_stored_size()

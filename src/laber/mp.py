@@ -67,6 +67,7 @@ class MPReplayBuffer(_Pickled, ReplayBuffer):
             context.
         backend: ``"SharedMemory"`` or ``"sharedctypes"`` (cpprb's default); both use
             ``multiprocessing.shared_memory`` here.
+        logger: accepted for cpprb's signature and unused (laber raises named errors instead of warning).
         **kwargs: ``Nstep``, ``rng``, ... as ``ReplayBuffer``; ``next_of`` and ``stack_compress`` are refused.
     """
 
@@ -78,9 +79,11 @@ class MPReplayBuffer(_Pickled, ReplayBuffer):
         *,
         ctx: Any = None,
         backend: str = "SharedMemory",
+        logger: Any = None,
         _storage: SharedStorage | None = None,
         **kwargs: Any,
     ) -> None:
+        del logger  # cpprb's argument: laber raises named errors instead of logging warnings
         if default_dtype is not None:
             kwargs["default_dtype"] = default_dtype
         storage = _storage if _storage is not None else _shared_storage(ctx, backend, kwargs)
@@ -91,7 +94,9 @@ class MPReplayBuffer(_Pickled, ReplayBuffer):
 class MPPrioritizedReplayBuffer(_Pickled, PrioritizedReplayBuffer):
     """``PrioritizedReplayBuffer`` on shared memory: rows, priorities, sum tree and running maximum are shared.
 
-    Args as ``MPReplayBuffer``, plus ``alpha`` and ``eps`` (positional third and fourth, as in cpprb).
+    Args as ``MPReplayBuffer``, plus ``alpha`` and ``eps`` (positional third and fourth, as in cpprb) and
+    ``check_for_update`` (default True here, as cpprb's multi-process buffer always does: ``update_priorities``
+    skips rows that explorers overwrote since the learner's last ``sample``).
     """
 
     def __init__(
@@ -103,9 +108,13 @@ class MPPrioritizedReplayBuffer(_Pickled, PrioritizedReplayBuffer):
         *,
         ctx: Any = None,
         backend: str = "SharedMemory",
+        logger: Any = None,
+        check_for_update: bool = True,
         _storage: SharedStorage | None = None,
         **kwargs: Any,
     ) -> None:
+        del logger  # cpprb's argument: laber raises named errors instead of logging warnings
+        kwargs["check_for_update"] = check_for_update
         storage = _storage if _storage is not None else _shared_storage(ctx, backend, kwargs)
         self._init_args = ((size, env_dict, alpha, eps), dict(kwargs))
         super().__init__(size, env_dict, alpha=alpha, eps=eps, storage=storage, **kwargs)

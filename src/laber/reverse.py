@@ -126,10 +126,10 @@ class ReverseReplayBuffer:
         out["indexes"] = idx
         return out
 
-    def get_all_transitions(self) -> dict[str, np.ndarray]:
-        """Every stored row in ring order ``0 .. stored - 1`` (fresh arrays), as ``ReplayBuffer``."""
+    def get_all_transitions(self, shuffle: bool = False) -> dict[str, np.ndarray]:
+        """Every stored row in ring order ``0 .. stored - 1`` (fresh arrays), or shuffled, as ``ReplayBuffer``."""
         with self._lock:
-            return self._rb.get_all_transitions()
+            return self._rb.get_all_transitions(shuffle)
 
     def get_stored_size(self) -> int:
         """Number of rows stored."""
