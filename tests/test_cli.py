@@ -39,6 +39,10 @@ SHORT = [
         (["compare", "--jobs", "0", "--out", "x"], "argument --jobs: must be a positive integer, got '0'"),
         (["compare", "--arms", "uniform"], "the following arguments are required: --out"),
         (["report"], "the following arguments are required: --out"),
+        (["report", "--out", "x", "--smooth", "0"], "argument --smooth: must be a positive integer, got '0'"),
+        (["report", "--out", "x", "--reference", "greedy"], "argument --reference: unknown arm 'greedy'"),
+        (["run", "--laber-eps=-1"], "argument --laber-eps: must be a finite number >= 0, got '-1'"),
+        (["run", "--eps-start", "2"], "argument --eps-start: must be a number in [0, 1], got '2'"),
     ],
 )
 def test_bad_arguments_are_usage_errors(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,7 +50,7 @@ def test_bad_arguments_are_usage_errors(argv: list[str], needle: str, capsys: py
         main(argv)
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: laber") and needle in err
+    assert err.startswith(_usage_of(argv)) and needle in err
 
 
 def test_unknown_environment_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,12 +71,51 @@ def test_invalid_combination_is_a_usage_error(tmp_path: Path, capsys: pytest.Cap
     assert info.value.code == 2 and "argument --eps-end" in capsys.readouterr().err
 
 
-def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+def _usage_of(argv: list[str]) -> str:
+    """The usage line a usage error of ``argv`` starts with: its sub-command's when it names one."""
+    if argv and argv[0] in ("run", "compare", "report"):
+        return f"usage: laber {argv[0]} "
+    return "usage: laber "
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit) as info:
-        build_parser().parse_args(["--help"])
+        build_parser().parse_args([*argv, "--help"])
     assert info.value.code == 0
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _help([], capsys)
     assert "run" in out and "compare" in out and "report" in out
+    assert "``" not in out and "Train the reference DQN and compare replay sampling strategies." in out
+    assert "laber compare --env CartPole-v1" in out  # the examples, one per line
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "report"])
+def test_help_shows_defaults_and_never_breaks_an_arm_name(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from laber.agents.dqn import ARMS
+
+    for width in ("50", "80", "150"):
+        monkeypatch.setenv("COLUMNS", width)
+        out = _help([command], capsys)
+        assert "``" not in out
+        lines = out.splitlines()
+        assert not any(line.rstrip().endswith("-") for line in lines), out  # no word broken at a hyphen
+        if command == "report":
+            assert "(default: 1)" in " ".join(out.split())  # --smooth
+            continue
+        flat = " ".join(out.split())
+        for arm in ARMS:
+            assert arm in flat
+        for shown in ("50000", "64", "0.99", "64,64", "1.0", "1e-06", "0.0001", "huber", "CartPole-v1"):
+            assert f"(default: {shown})" in flat, shown
+        if command == "compare":
+            assert "(default: uniform,per,laber-mean)" in flat and "--seed-start + N - 1 (default: 5)" in flat
+        else:
+            assert "(default: laber-mean)" in flat
 
 
 @pytest.fixture
@@ -97,14 +140,16 @@ def test_run_compare_and_report(tmp_path: Path, buffers: None, capsys: pytest.Ca
     pytest.importorskip("tqdm")
     run_out = tmp_path / "one"
     assert main(["run", "--env", "CartPole-v1", "--arm", "per", "--seed", "2", "--out", str(run_out), *SHORT]) == 0
-    assert "per seed 2 on CartPole-v1" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "per seed 2 on CartPole-v1: final return " in said
+    assert "(mean evaluation return over the last 10% of the steps; last evaluation " in said and "at step 160" in said
     info = json.loads((run_out / "result.json").read_text())
     assert info["config"]["seed"] == 2 and info["config"]["steps"] == 160 and info["config"]["hidden"] == [16]
 
     cmp_out = tmp_path / "cmp"
     argv = ["compare", "--arms", "uniform,laber-mean", "--seeds", "2", "--jobs", "1", "--out", str(cmp_out), *SHORT]
     assert main(argv) == 0
-    assert "trained 4 runs, kept 0" in capsys.readouterr().out
+    assert "trained 4 runs, kept 0 (in " in capsys.readouterr().out
     assert (cmp_out / "curves.png").exists() and (cmp_out / "summary.md").exists()
     assert main(argv) == 0  # resumed: nothing left to train
     assert "trained 0 runs, kept 4" in capsys.readouterr().out
@@ -121,6 +166,60 @@ def test_run_compare_and_report(tmp_path: Path, buffers: None, capsys: pytest.Ca
     with pytest.raises(SystemExit) as info_exit:
         main(["report", "--out", str(tmp_path / "nothing")])
     assert info_exit.value.code == 2
+    assert capsys.readouterr().err.startswith("usage: laber report ")
+
+
+def test_report_shows_runs_on_disk_after_a_smaller_compare(
+    tmp_path: Path, buffers: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "cmp"
+    assert main(["compare", "--arms", "uniform,laber-mean", "--seeds", "2", "--out", str(out), *SHORT]) == 0
+    assert main(["compare", "--arms", "uniform", "--seeds", "1", "--out", str(out), *SHORT]) == 0
+    assert "trained 0 runs, kept 1" in capsys.readouterr().out
+    settings = json.loads((out / "compare.json").read_text())
+    assert settings["arms"] == ["uniform", "laber-mean"] and settings["seeds"] == [0, 1]
+    (out / "summary.md").unlink()
+    assert main(["report", "--out", str(out), "--smooth", "2", "--reference", "laber-mean"]) == 0
+    said = capsys.readouterr().out
+    assert "from 4 finished runs (seeds per arm: uniform 2, laber-mean 2)" in said
+    summary = (out / "summary.md").read_text()
+    assert "| uniform | 2 |" in summary and "| laber-mean | 2 |" in summary
+    err = _usage_error(["report", "--out", str(out), "--reference", "per"], capsys)
+    assert "argument --reference: reference arm 'per' has no finished runs" in err
+
+
+def test_new_settings_reach_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--eps-start, --laber-eps and --per-eps (and the other agent settings) reach DQNConfig in run and compare."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    pytest.importorskip("matplotlib")
+    import importlib
+
+    from laber.experiments import runs
+
+    compare_module = importlib.import_module("laber.experiments.compare")  # the package's `compare` is the function
+
+    seen: list[Any] = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(config: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(runs, "execute", capture)
+    monkeypatch.setattr(compare_module, "compare", capture)
+    extra = ["--eps-start", "0.5", "--laber-eps", "0.01", "--per-eps", "0.002", "--per-alpha", "0.7"]
+    with pytest.raises(Stop):
+        main(["run", "--arm", "per", "--out", str(tmp_path / "r"), *SHORT, *extra])
+    with pytest.raises(Stop):
+        main(["compare", "--arms", "per", "--seeds", "1", "--out", str(tmp_path / "c"), *SHORT, *extra])
+    assert len(seen) == 2
+    for config in seen:
+        assert (config.eps_start, config.laber_eps, config.per_eps, config.per_alpha) == (0.5, 0.01, 0.002, 0.7)
+        assert (config.steps, config.batch_size, config.hidden) == (160, 16, (16,))
 
 
 def test_help_and_missing_extra_without_torch() -> None:
@@ -160,11 +259,12 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``argv``, which must be a usage error printing its sub-command's usage; returns stderr."""
     with pytest.raises(SystemExit) as info:
         main(argv)
     err = capsys.readouterr().err
     assert info.value.code == 2, err
-    assert err.startswith("usage: laber"), err
+    assert err.startswith(_usage_of(argv)), err
     return err
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -18,8 +19,10 @@ pytest.importorskip("tqdm")
 
 from laber.agents import dqn
 from laber.experiments import compare, execute, is_finished, load_run, run_dir, runs, write_report
-from laber.experiments.runs import OutDirError, check_run_dir, is_laber_dir
-from laber.experiments.stats import auc, bootstrap_band, bootstrap_mean, final_return
+from laber.experiments.progress import BarDisplay, LogDisplay, QueueReporter, drain, format_duration, open_display
+from laber.experiments.report import reference_lines, summarize, write_plot
+from laber.experiments.runs import OutDirError, RunRecord, check_run_dir, finished_runs, is_laber_dir
+from laber.experiments.stats import Interval, auc, bootstrap_band, bootstrap_mean, final_return, smooth
 from test_dqn import has_library_buffer, short, stand_in_factory
 
 
@@ -285,10 +288,203 @@ def test_compare_rejects_bad_arguments_before_writing(
 
 
 @pytest.mark.skipif(not has_library_buffer("uniform"), reason="worker processes need laber's ReplayBuffer")
-def test_compare_in_separate_processes(tmp_path: Path) -> None:
+def test_compare_in_separate_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two worker processes report through the queue; off a terminal the parent writes plain lines."""
     out = tmp_path / "pool"
-    result = compare(short("uniform"), ["uniform", "laber-mean"], [0], out, jobs=2, progress=False)
+    result = compare(short("uniform"), ["uniform", "laber-mean"], [0], out, jobs=2, progress=True, tensorboard=False)
     assert result["trained"] == 2
     for arm in ("uniform", "laber-mean"):
         assert is_finished(run_dir(out, arm, 0))
     assert (out / "curves.png").exists() and (out / "summary.md").exists()
+    err = capsys.readouterr().err
+    assert "compare CartPole-v1: 2 runs to train, 2 at a time, 240 steps each" in err
+    for arm in ("uniform", "laber-mean"):
+        assert f"compare CartPole-v1: done {arm} seed 0 in " in err
+    assert "2/2 runs done" in err and "\x1b" not in err and "\r" not in err
+
+
+# ------------------------------------------------------------------------------------- too few seeds for a CI
+def test_interval_says_so_instead_of_a_ci_with_fewer_than_five_seeds() -> None:
+    one = bootstrap_mean([242.6])
+    assert one.n == 1 and not one.has_ci
+    assert one.format() == "242.6 (1 seed: no CI)" and "[" not in one.format()
+    three = bootstrap_mean([1.0, 2.0, 6.0])
+    assert three.format() == "3.0 (3 seeds: too few for a CI; seeds 1.0 to 6.0)"
+    assert three.to_dict() == {"mean": 3.0, "low": None, "high": None, "n": 3, "min": 1.0, "max": 6.0}
+    five = bootstrap_mean([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert five.has_ci and five.format().startswith("3.0 [") and five.to_dict()["low"] == five.low
+    assert Interval(1.0, 0.5, 1.5).format() == "1.0 [0.5, 1.5]"  # number of seeds unknown: shown as it is
+
+
+def test_summary_of_few_seeds_prints_no_ci(tmp_path: Path, buffers: None) -> None:
+    out = tmp_path / "cmp"
+    compare(short("uniform"), ["uniform", "laber-mean"], [0, 1], out, progress=False, tensorboard=False)
+    summary = (out / "summary.md").read_text()
+    assert "| uniform | 2 | " in summary and "(2 seeds: too few for a CI; seeds " in summary
+    assert "get no interval" in summary and "solved 475" in summary
+    table = [line for line in summary.splitlines() if line.startswith("| uniform |")]
+    assert table and " [" not in table[0]
+    data = json.loads((out / "summary.json").read_text())
+    assert data["arms"][0]["final"]["low"] is None and data["arms"][0]["final"]["n"] == 2
+
+
+# ------------------------------------------------------------------------------------- smoothing, reference lines
+def test_smooth_is_a_trailing_moving_average() -> None:
+    np.testing.assert_allclose(smooth([1.0, 2.0, 3.0, 4.0], 2), [1.0, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(smooth([1.0, 2.0, 3.0, 4.0], 3), [1.0, 1.5, 2.0, 3.0])
+    np.testing.assert_allclose(smooth([[0.0, 3.0], [6.0, 0.0]], 5), [[0.0, 1.5], [6.0, 3.0]])  # window > points
+    np.testing.assert_array_equal(smooth([5.0, 1.0], 1), [5.0, 1.0])
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        smooth([1.0], 0)
+
+
+def test_reference_lines_come_from_gymnasium() -> None:
+    assert reference_lines("CartPole-v1") == [(475.0, "solved 475"), (500.0, "cap 500")]
+    assert reference_lines("Acrobot-v1") == [(-100.0, "solved -100")]
+    assert reference_lines("NoSuchEnv-v9") == []
+
+
+def _record(arm: str, seed: int, returns: np.ndarray) -> RunRecord:
+    steps = np.arange(returns.size, dtype=np.int64) * 1000
+    return RunRecord(Path(f"/x/{arm}/seed{seed}"), short(arm, seed=seed), steps, returns, 1e-3, 1.0)
+
+
+def test_plot_has_one_panel_per_arm(tmp_path: Path) -> None:
+    """Seven arms (one with a single seed) in a 2x4 grid with reference lines, smoothed; the PNG is written."""
+    rng = np.random.default_rng(0)
+    runs = {
+        arm: [_record(arm, k, np.clip(rng.normal(np.linspace(20, 450, 21), 40), 0, 500)) for k in range(n)]
+        for arm, n in zip(dqn.ARMS, [5, 5, 5, 5, 5, 5, 1], strict=True)
+    }
+    summaries = summarize(runs, n_boot=200)
+    path = write_plot(
+        summaries, tmp_path / "c.png", smooth_window=3, reference="uniform", lines=reference_lines("CartPole-v1")
+    )
+    assert path.stat().st_size > 10_000
+    with pytest.raises(ValueError, match="reference arm 'greedy' has no finished runs"):
+        write_plot(summaries, tmp_path / "d.png", reference="greedy")
+    assert not (tmp_path / "d.png").exists()
+
+
+# ------------------------------------------------------------------------------------- a compare directory
+def test_report_shows_every_run_on_disk_after_a_smaller_compare(tmp_path: Path, buffers: None) -> None:
+    out = tmp_path / "cmp"
+    compare(short("uniform"), ["uniform", "laber-mean"], [0, 1], out, progress=False, tensorboard=False)
+    again = compare(short("uniform"), ["uniform"], [1], out, progress=False, tensorboard=False)
+    assert again["trained"] == 0 and again["skipped"] == 1
+    recorded = json.loads((out / "compare.json").read_text())
+    assert recorded["arms"] == ["uniform", "laber-mean"] and recorded["seeds"] == [0, 1]  # nothing dropped
+    assert "| laber-mean | 2 |" in (out / "summary.md").read_text()
+    (out / "summary.md").unlink()
+    write_report(out, smooth_window=2)
+    summary = (out / "summary.md").read_text()
+    assert "| uniform | 2 |" in summary and "| laber-mean | 2 |" in summary
+    assert [(a, k) for a, k, _ in finished_runs(out)] == [
+        ("uniform", 0),
+        ("uniform", 1),
+        ("laber-mean", 0),
+        ("laber-mean", 1),
+    ]
+    only = write_report(out, ["uniform"], [0])  # a subset on request
+    assert "| laber-mean |" not in only[1].read_text()
+
+
+def test_compare_refuses_a_directory_holding_runs_of_other_settings(tmp_path: Path, buffers: None) -> None:
+    """A finished run that was not requested still belongs to the directory's experiment."""
+    out = tmp_path / "cmp"
+    compare(short("uniform"), ["laber-mean"], [0], out, progress=False, tensorboard=False)
+    with pytest.raises(ValueError, match=r"finished run laber-mean/seed0 with other settings: steps=240"):
+        compare(short("uniform", steps=320), ["uniform"], [0], out, progress=False, tensorboard=False)
+    assert not run_dir(out, "uniform", 0).exists()
+    # A directory mixed by an older laber: the report names the run that differs instead of averaging them.
+    execute(short("uniform", steps=320), run_dir(out, "uniform", 0), progress=False, tensorboard=False)
+    with pytest.raises(ValueError, match=r"have different settings: .*steps=320"):
+        write_report(out)
+
+
+# ------------------------------------------------------------------------------------- progress
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_log_display_writes_plain_lines() -> None:
+    stream, clock = io.StringIO(), _Clock()
+    log = LogDisplay("compare X", runs=2, steps_per_run=100, jobs=2, kept=1, stream=stream, interval=30, clock=clock)
+    log.start(("uniform", 0))
+    log.start(("per", 0))
+    clock.now = 10.0
+    log.advance(("uniform", 0), 50)  # before the interval: no status line
+    log.evaluated(("uniform", 0), 50, 12.5)
+    clock.now = 40.0
+    log.advance(("per", 0), 50)  # a status line
+    log.finish(("uniform", 0))
+    log.advance(("uniform", 0), 10)  # late events of a finished run are ignored
+    log.finish(("uniform", 0))
+    clock.now = 80.0
+    log.finish(("per", 0))
+    log.close()
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "compare X: 2 runs to train, 1 finished runs kept, 2 at a time, 100 steps each",
+        "compare X: start uniform seed 0",
+        "compare X: start per seed 0",
+        "compare X: 50% (100/200 steps), 0/2 runs done, 0:40 elapsed, eta 0:40; running uniform seed 0 at 50/100 "
+        "(eval 12.5), per seed 0 at 50/100",
+        "compare X: done uniform seed 0 in 0:40, last evaluation 12.5; 75% (150/200 steps), 1/2 runs done, "
+        "0:40 elapsed, eta 0:13",
+        "compare X: done per seed 0 in 1:20; 100% (200/200 steps), 2/2 runs done, 1:20 elapsed, eta 0:00",
+    ]
+    assert format_duration(3725) == "1:02:05" and format_duration(float("nan")) == "?"
+
+
+def test_display_is_bars_on_a_terminal_only() -> None:
+    assert isinstance(open_display("t", runs=2, steps_per_run=10, stream=io.StringIO()), LogDisplay)
+    assert isinstance(open_display("t", runs=2, steps_per_run=10, stream=_Terminal(), bars=False), LogDisplay)
+    term = _Terminal()
+    bars = open_display("compare X", runs=3, steps_per_run=10, jobs=2, stream=term)
+    assert isinstance(bars, BarDisplay)
+    bars.start(("uniform", 0))
+    bars.start(("per", 0))
+    bars.start(("laber-mean", 0))  # more runs than lines: counted, not drawn
+    bars.advance(("uniform", 0), 4)
+    bars.evaluated(("uniform", 0), 4, 9.5)
+    bars.finish(("uniform", 0))
+    bars.finish(("per", 0))
+    bars.finish(("laber-max", 0))  # never reported its start (its events came too late): still counted
+    bars.close()
+    text = term.getvalue()
+    assert "uniform seed 0" in text and "job 1: idle" in text and "runs 3/3 done" in text
+
+
+def test_queue_reporter_events_reach_the_display() -> None:
+    import queue
+
+    events: queue.Queue[Any] = queue.Queue()
+    reporter = QueueReporter(events)
+    reporter.start(("per", 3))
+    reporter.advance(("per", 3), 7)
+    reporter.evaluated(("per", 3), 7, 1.5)
+    reporter.finish(("per", 3))
+    stream = io.StringIO()
+    log = LogDisplay("run", runs=1, steps_per_run=7, stream=stream)
+    drain(events, log)
+    assert stream.getvalue().splitlines()[-1].startswith("run: done in 0:00, last evaluation 1.5")
+
+
+def test_compare_progress_off_a_terminal_is_plain_lines(
+    tmp_path: Path, buffers: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compare(short("uniform"), ["uniform", "laber-mean"], [0], tmp_path / "one", progress=True, tensorboard=False)
+    err = capsys.readouterr().err
+    assert "compare CartPole-v1: 2 runs to train, 1 at a time, 240 steps each" in err
+    assert "compare CartPole-v1: done uniform seed 0 in " in err and "2/2 runs done" in err
+    assert "\x1b" not in err and "\r" not in err

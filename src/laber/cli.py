@@ -15,16 +15,61 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from laber._optional import require
+from laber.agents.dqn import ARMS as _ARMS  # numpy only: `laber --help` must not need torch
+from laber.agents.dqn import DQNConfig
 
 __all__ = ["build_parser", "main"]
 
-# Imported lazily: `laber --help` must not need torch.
-_ARMS = ("uniform", "uniform-large", "per", "laber-mean", "laber-lazy", "laber-max", "per-laber")
+_DESCRIPTION = "Train the reference DQN and compare replay sampling strategies."
+_EPILOG = """\
+examples:
+  laber run --env CartPole-v1 --arm laber-mean --seed 0 --steps 50000
+  laber compare --env CartPole-v1 --arms uniform,per,laber-mean --seeds 5 --steps 50000 --jobs 2 --out runs/X
+  laber report --out runs/X --smooth 3
+
+'laber COMMAND --help' lists the options of each command, with their defaults."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter that never breaks a word at a hyphen (arm names), keeps indented lines of the
+    description and epilog as they are, and shows every default that is not already in the help text."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for block in text.split("\n\n"):
+            if any(line.startswith(" ") for line in block.splitlines()) or block.rstrip().endswith(":"):
+                out.append("\n".join(indent + line for line in block.splitlines()))
+            else:
+                wrapped = textwrap.wrap(" ".join(block.split()), width, break_on_hyphens=False, break_long_words=False)
+                out.append("\n".join(indent + line for line in wrapped))
+        return "\n\n".join(out)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "(default" in text or default is None or default is argparse.SUPPRESS or isinstance(default, bool):
+            return text
+        shown = ",".join(default) if isinstance(default, list) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+def _show(value: Any) -> str:
+    """A DQNConfig default as it is typed on the command line."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+_DEFAULTS: dict[str, Any] = {name: getattr(DQNConfig, name) for name in DQNConfig.__dataclass_fields__}
 
 
 def _positive_int(text: str) -> int:
@@ -54,6 +99,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -113,26 +168,35 @@ _HYPER: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("--learning-starts", "learning_starts", _positive_int, "random steps before training starts"),
     ("--train-freq", "train_freq", _positive_int, "environment steps per update"),
     ("--target-update", "target_update", _positive_int, "steps between target network syncs"),
+    ("--eps-start", "eps_start", _unit_float, "initial epsilon of epsilon-greedy exploration"),
     ("--eps-end", "eps_end", _unit_float, "final epsilon of epsilon-greedy exploration"),
     ("--eps-decay-steps", "eps_decay_steps", _nonnegative_int, "steps of the linear epsilon decay"),
     ("--eval-every", "eval_every", _positive_int, "steps between evaluations"),
     ("--eval-episodes", "eval_episodes", _positive_int, "greedy episodes per evaluation"),
+    ("--laber-eps", "laber_eps", _nonnegative_float, "eps LaBER adds to every surrogate priority before its draw"),
     ("--per-alpha", "per_alpha", _unit_float, "PER priority exponent alpha"),
     ("--per-beta", "per_beta", _unit_float, "PER initial importance exponent beta (annealed to 1)"),
+    ("--per-eps", "per_eps", _nonnegative_float, "eps PER adds to abs(TD) in the priorities it sets"),
 )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id (default: CartPole-v1)")
-    parser.add_argument("--steps", type=_positive_int, default=50_000, help="environment steps per run")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--steps", type=_positive_int, default=_DEFAULTS["steps"], help="environment steps per run")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress output (otherwise: live bars on a terminal, with laber[progress]; plain log lines on "
+        "stderr when it is a file or pipe)",
+    )
     parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
     group = parser.add_argument_group("agent settings (defaults: laber.agents.DQNConfig)")
-    for flag, _name, kind, text in _HYPER:
+    for flag, name, kind, text in _HYPER:
+        shown = f"{text} (default: {_show(_DEFAULTS[name])})"
         if flag == "--loss":
-            group.add_argument(flag, choices=("huber", "mse"), default=None, help=text)
+            group.add_argument(flag, choices=("huber", "mse"), default=None, help=shown)
         else:
-            group.add_argument(flag, type=kind, default=None, help=text)
+            group.add_argument(flag, type=kind, default=None, metavar=name.upper(), help=shown)
     group.add_argument(
         "--device",
         default=None,
@@ -148,15 +212,28 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``laber`` argument parser (``run``, ``compare`` and ``report`` sub-commands)."""
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and its sub-command parsers (whose usage a sub-command's errors print)."""
     from laber import __version__
 
-    parser = argparse.ArgumentParser(prog="laber", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="laber", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"laber {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report}")
+    arms = ", ".join(_ARMS)
 
-    run = sub.add_parser("run", help="train one run of the reference DQN")
+    run = sub.add_parser(
+        "run",
+        help="train one run of the reference DQN",
+        description="Train one run of the reference DQN and write its evaluation curve, episodes and timing.",
+        formatter_class=_HelpFormatter,
+    )
     _add_common(run)
-    run.add_argument("--arm", type=_arm, default="laber-mean", help=f"sampling strategy: {', '.join(_ARMS)}")
+    run.add_argument("--arm", type=_arm, default="laber-mean", metavar="ARM", help=f"sampling strategy, one of: {arms}")
     run.add_argument("--seed", type=_nonnegative_int, default=0, help="the run's one seed")
     run.add_argument(
         "--out",
@@ -165,17 +242,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="run directory (default: runs/<env>/<arm>/seed<seed>); a previous laber run there is replaced",
     )
 
-    cmp_ = sub.add_parser("compare", help="train every arm x seed, then plot and summarise (resumable)")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="train every arm x seed, then plot and summarise (resumable)",
+        description="Train every arm x seed (resumable: finished runs in --out are kept), then write curves.png, "
+        "summary.md and summary.json over every finished run in --out.",
+        formatter_class=_HelpFormatter,
+    )
     _add_common(cmp_)
-    cmp_.add_argument("--arms", type=_arm_list, default=["uniform", "per", "laber-mean"], help="comma-separated arms")
-    cmp_.add_argument("--seeds", type=_positive_int, default=5, help="number of seeds (0 .. N-1)")
-    cmp_.add_argument("--seed-start", type=_nonnegative_int, default=0, help="first seed (default 0)")
-    cmp_.add_argument("--jobs", type=_positive_int, default=1, help="runs trained in parallel processes")
-    cmp_.add_argument("--out", type=_out_dir, required=True, help="output directory (re-use it to resume)")
+    cmp_.add_argument(
+        "--arms",
+        type=_arm_list,
+        default=["uniform", "per", "laber-mean"],
+        metavar="ARMS",
+        help=f"comma-separated arms, from: {arms}",
+    )
+    cmp_.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="how many seeds: --seed-start, --seed-start + 1, ..., --seed-start + N - 1",
+    )
+    cmp_.add_argument("--seed-start", type=_nonnegative_int, default=0, metavar="S", help="the first seed")
+    cmp_.add_argument("--jobs", type=_positive_int, default=1, help="runs trained at a time, in separate processes")
+    cmp_.add_argument(
+        "--out", type=_out_dir, required=True, help="output directory (required; re-use it to resume or extend)"
+    )
 
-    rep = sub.add_parser("report", help="re-make the plot and summary of a compare directory")
-    rep.add_argument("--out", type=_out_dir, required=True, help="a compare's output directory")
-    return parser
+    rep = sub.add_parser(
+        "report",
+        help="re-make the plot and summary of a compare directory",
+        description="Re-make curves.png, summary.md and summary.json from every finished run in a compare's "
+        "directory (runs of earlier compares into it included).",
+        formatter_class=_HelpFormatter,
+    )
+    rep.add_argument("--out", type=_out_dir, required=True, help="a compare's output directory (required)")
+    rep.add_argument(
+        "--smooth",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="plot a trailing moving average over K evaluations (1: no smoothing; the summary is never smoothed)",
+    )
+    rep.add_argument(
+        "--reference",
+        type=_arm,
+        default=None,
+        metavar="ARM",
+        help="the arm drawn in grey on every panel (default: uniform when it has runs)",
+    )
+    return parser, {"run": run, "compare": cmp_, "report": rep}
 
 
 def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
@@ -183,8 +300,6 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: 
     dqn = _require_or_usage(parser, "laber.agents.dqn", "the reference DQN")
     _require_or_usage(parser, "torch", "the reference DQN")
     gym = _require_or_usage(parser, "gymnasium", "the reference DQN")
-    if not args.no_progress:
-        _require_or_usage(parser, "tqdm", "progress bars (or pass --no-progress)")
     if args.command == "compare":
         _require_or_usage(parser, "matplotlib", "the compare's plot")
     if args.env not in gym.envs.registry:
@@ -229,40 +344,71 @@ def _require_or_usage(parser: argparse.ArgumentParser, module: str, purpose: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``laber`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "report":
-        from laber.experiments.report import write_report
-
-        settings_path = args.out / "compare.json"
-        if not settings_path.is_file():
-            parser.error(f"argument --out: {str(args.out)!r} holds no compare (no compare.json)")
-        import json
-
-        settings = json.loads(settings_path.read_text())
-        plot, summary = write_report(args.out, settings["arms"], settings["seeds"])
-        print(f"wrote {plot} and {summary}")
-        return 0
-    if args.command == "run":
-        config = _config(parser, args, arm=args.arm, seed=args.seed)
-        from laber.experiments.runs import OutDirError, check_run_dir, execute, load_run
-
-        out = args.out if args.out is not None else Path("runs") / args.env / args.arm / f"seed{args.seed}"
-        try:
-            check_run_dir(out)
-            path = execute(config, out, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
-        except OutDirError as exc:  # raised before training starts
-            parser.error(f"argument --out: {exc}")
-        record = load_run(path)
-        per_update = record.seconds_per_update
-        timing = f"{per_update * 1e3:.3f} ms per update" if math.isfinite(per_update) else "no updates"
-        print(
-            f"{args.arm} seed {args.seed} on {args.env}: final evaluation return {record.returns[-1]:.1f}, "
-            f"{timing}; outputs in {path}"
+    top, commands = _build()
+    args = top.parse_args(argv)
+    parser = commands[args.command]  # a sub-command's errors print its own usage
+    try:
+        if args.command == "report":
+            return _report(parser, args)
+        if args.command == "run":
+            return _run(parser, args)
+        return _compare(parser, args)
+    except KeyboardInterrupt:  # Ctrl-C: no traceback; the progress display has been closed on the way out
+        sys.stderr.write(
+            f"\nlaber {args.command}: interrupted; finished runs are kept and an unfinished run's .partial "
+            "directory is replaced by its next attempt (re-run the same command to resume)\n"
         )
-        return 0
+        return 130
+
+
+def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not (args.out / "compare.json").is_file():
+        parser.error(f"argument --out: {str(args.out)!r} holds no compare (no compare.json)")
+    _require_or_usage(parser, "matplotlib", "the compare's plot")
+    from laber.experiments.report import write_report
+    from laber.experiments.runs import finished_runs
+
+    try:
+        plot, summary = write_report(args.out, smooth_window=args.smooth, reference=args.reference)
+    except FileNotFoundError as exc:
+        parser.error(f"argument --out: {exc}")
+    except ValueError as exc:
+        parser.error(f"argument --reference: {exc}" if str(exc).startswith("reference arm") else str(exc))
+    seeds: dict[str, int] = {}
+    for arm, _seed, _path in finished_runs(args.out):
+        seeds[arm] = seeds.get(arm, 0) + 1
+    counts = ", ".join(f"{arm} {n}" for arm, n in seeds.items())
+    print(f"wrote {plot} and {summary} from {sum(seeds.values())} finished runs (seeds per arm: {counts})")
+    return 0
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    config = _config(parser, args, arm=args.arm, seed=args.seed)
+    from laber.experiments.runs import OutDirError, check_run_dir, execute, load_run
+    from laber.experiments.stats import final_return
+
+    out = args.out if args.out is not None else Path("runs") / args.env / args.arm / f"seed{args.seed}"
+    try:
+        check_run_dir(out)
+        path = execute(config, out, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+    except OutDirError as exc:  # raised before training starts
+        parser.error(f"argument --out: {exc}")
+    record = load_run(path)
+    per_update = record.seconds_per_update
+    timing = f"{per_update * 1e3:.3f} ms per update" if math.isfinite(per_update) else "no updates"
+    final = final_return(record.steps, record.returns)
+    print(
+        f"{args.arm} seed {args.seed} on {args.env}: final return {final:.1f} (mean evaluation return over the "
+        f"last 10% of the steps; last evaluation {record.returns[-1]:.1f} at step {record.steps[-1]}), "
+        f"{timing}; outputs in {path}"
+    )
+    return 0
+
+
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     config = _config(parser, args, arm=args.arms[0], seed=args.seed_start)
     from laber.experiments.compare import compare, plan
+    from laber.experiments.progress import format_duration
     from laber.experiments.runs import OutDirError
 
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
@@ -282,7 +428,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OutDirError as exc:  # --out could not be created (or changed while the compare ran)
         parser.error(f"argument --out: {exc}")
-    print(f"trained {result['trained']} runs, kept {result['skipped']}; wrote {result['plot']} and {result['summary']}")
+    print(
+        f"trained {result['trained']} runs, kept {result['skipped']} (in {format_duration(result['seconds'])}); "
+        f"wrote {result['plot']} and {result['summary']}"
+    )
     return 0
 
 

@@ -3,8 +3,14 @@
 Layout under ``out``: ``compare.json`` (the shared settings), ``<arm>/seed<k>/`` (one run each, see
 ``laber.experiments.runs``), ``curves.png``, ``summary.md`` and ``summary.json``. A run counts as done when its
 ``result.json`` exists, so re-running the same command after an interruption (or with more arms or seeds) trains
-only what is missing. A finished run whose settings differ from the requested ones is an error rather than a
-silent mix of two experiments.
+only what is missing. A compare directory holds one experiment: a finished run in it (requested or not) whose
+settings differ from the requested ones is an error rather than a silent mix of two experiments. ``compare.json``
+lists every arm and seed requested so far (a later compare with fewer arms or seeds adds to it, never drops
+runs), and the plot and summary cover every finished run in the directory.
+
+Progress: worker processes send their runs' step counts and evaluations through a multiprocessing queue to this
+process, which owns the only display (``laber.experiments.progress``): live bars on a terminal, plain log lines
+otherwise.
 
 ``out`` must be new, empty or a laber compare (it holds the ``.laber-run`` marker, or the ``compare.json`` of
 a compare written before markers); finished runs in it are kept, never replaced, and an unfinished run or
@@ -17,15 +23,16 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from laber._optional import require
 from laber._validation import check_positive_int
 from laber.agents.dqn import ARMS, DQNConfig, check_env, check_trainable
+from laber.experiments.progress import Display, QueueReporter, drain, open_display
 from laber.experiments.report import write_report
 from laber.experiments.runs import (
     COMPARE_SETTINGS_FILE,
@@ -34,8 +41,8 @@ from laber.experiments.runs import (
     check_creatable,
     check_run_dir,
     execute,
+    finished_runs,
     is_empty_dir,
-    is_finished,
     is_laber_dir,
     run_dir,
     write_marker,
@@ -45,11 +52,12 @@ __all__ = ["CompareResult", "check_compare_dir", "compare", "plan"]
 
 SETTINGS_FILE = COMPARE_SETTINGS_FILE
 
-_SLOT: int | None = None  # this worker process's progress-bar line
+_REPORTER: QueueReporter | None = None  # this worker process's channel to the parent's display
+_POLL = 0.2  # seconds between the parent's looks at the progress queue
 
 
 class CompareResult(dict[str, Any]):
-    """``{"plot": Path, "summary": Path, "trained": int, "skipped": int}``."""
+    """``{"plot": Path, "summary": Path, "trained": int, "skipped": int, "seconds": float}``."""
 
 
 def check_compare_dir(out: str | os.PathLike[str]) -> Path:
@@ -91,30 +99,44 @@ def plan(base: DQNConfig, arms: Sequence[str], seeds: Sequence[int], out: str | 
     (``check_compare_dir``, ``check_run_dir``): ``OutDirError`` when laber may not write there.
     """
     check_compare_dir(out)
-    todo = []
     expected = asdict(base)  # every setting, defaults included (a record may leave defaults out)
+    done: set[tuple[str, int]] = set()
+    for arm, seed, path in finished_runs(out):
+        record = asdict(DQNConfig.from_dict(json.loads((path / RESULT_FILE).read_text())["config"]))
+        mismatched = sorted(k for k, v in expected.items() if k not in ("arm", "seed") and record.get(k) != v)
+        if mismatched:
+            details = ", ".join(f"{k}={record.get(k)!r} (requested {expected[k]!r})" for k in mismatched)
+            raise ValueError(
+                f"out={str(out)!r} already holds a finished run {arm}/seed{seed} with other settings: "
+                f"{details}; use another --out or the same settings"
+            )
+        done.add((arm, seed))
+    todo = []
     for seed in seeds:
         for arm in arms:
-            config = replace(base, arm=arm, seed=seed)
-            path = run_dir(out, arm, seed)
-            if is_finished(path):
-                done = asdict(DQNConfig.from_dict(json.loads((path / RESULT_FILE).read_text())["config"]))
-                mismatched = sorted(k for k, v in expected.items() if k not in ("arm", "seed") and done.get(k) != v)
-                if mismatched:
-                    details = ", ".join(f"{k}={done.get(k)!r} (requested {expected[k]!r})" for k in mismatched)
-                    raise ValueError(
-                        f"out={str(out)!r} already holds a finished run {arm}/seed{seed} with other settings: "
-                        f"{details}; use another --out or the same settings"
-                    )
+            if (arm, seed) in done:
                 continue
-            check_run_dir(path)
-            todo.append(config)
+            check_run_dir(run_dir(out, arm, seed))
+            todo.append(replace(base, arm=arm, seed=seed))
     return todo
 
 
-def _init_worker(slots: Any) -> None:
-    global _SLOT
-    _SLOT = int(slots.get())
+def _recorded(root: Path, settings: dict[str, Any], arms: list[str], seeds: list[int]) -> tuple[list[str], list[int]]:
+    """The arms and seeds of ``compare.json`` with the requested ones added (when its settings are the same)."""
+    try:
+        data = json.loads((root / SETTINGS_FILE).read_text())
+        if data.get("settings") != settings:
+            return arms, seeds
+        old_arms = [a for a in data["arms"] if a in ARMS]
+        old_seeds = [int(k) for k in data["seeds"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return arms, seeds
+    return old_arms + [a for a in arms if a not in old_arms], sorted(set(old_seeds) | set(seeds))
+
+
+def _init_worker(events: Any) -> None:
+    global _REPORTER
+    _REPORTER = QueueReporter(events) if events is not None else None
     try:  # one thread per run; set before torch does any work in this process
         import torch
 
@@ -123,9 +145,9 @@ def _init_worker(slots: Any) -> None:
         pass
 
 
-def _work(config: DQNConfig, out: str, progress: bool, tensorboard: bool) -> tuple[str, int]:
+def _work(config: DQNConfig, out: str, tensorboard: bool) -> tuple[str, int]:
     path = run_dir(out, config.arm, config.seed)
-    execute(config, path, progress=progress, position=_SLOT, tensorboard=tensorboard)
+    execute(config, path, progress=False, reporter=_REPORTER, tensorboard=tensorboard)
     return config.arm, config.seed
 
 
@@ -178,54 +200,63 @@ def compare(
     settings = base.to_dict()
     settings.pop("arm")
     settings.pop("seed")
+    recorded_arms, recorded_seeds = _recorded(root, settings, arms, seeds)
     tmp = root / (SETTINGS_FILE + ".tmp")
-    tmp.write_text(json.dumps({"settings": settings, "arms": arms, "seeds": seeds}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"settings": settings, "arms": recorded_arms, "seeds": recorded_seeds}, indent=2) + "\n")
     os.replace(tmp, root / SETTINGS_FILE)
 
-    total = len(arms) * len(seeds)
-    skipped = total - len(todo)
-    overall = None
-    if progress:
-        tqdm = require("tqdm", "progress bars").tqdm
-        overall = tqdm(total=total, initial=skipped, desc=f"compare {base.env_id}", unit="run", position=0)
+    skipped = len(arms) * len(seeds) - len(todo)
+    workers = min(jobs, len(todo))
+    began = time.monotonic()
+    display: Display | None = None
+    if progress and todo:
+        display = open_display(
+            f"compare {base.env_id}", runs=len(todo), steps_per_run=base.steps, jobs=max(workers, 1), kept=skipped
+        )
     try:
-        if jobs == 1 or len(todo) <= 1:
+        if workers <= 1:
             for config in todo:
-                execute(
-                    config,
-                    run_dir(root, config.arm, config.seed),
-                    progress=progress,
-                    position=1 if progress else None,
-                    tensorboard=tensorboard,
-                )
-                if overall is not None:
-                    overall.update(1)
+                path = run_dir(root, config.arm, config.seed)
+                execute(config, path, progress=False, reporter=display, tensorboard=tensorboard)
         else:
-            _run_pool(todo, root, min(jobs, len(todo)), progress, tensorboard, overall)
+            _run_pool(todo, root, workers, tensorboard, display)
     finally:
-        if overall is not None:
-            overall.close()
-    plot, summary = write_report(root, arms, seeds)
-    return CompareResult(plot=plot, summary=summary, trained=len(todo), skipped=skipped)
+        if display is not None:
+            display.close()
+    seconds = time.monotonic() - began
+    plot, summary = write_report(root)
+    return CompareResult(plot=plot, summary=summary, trained=len(todo), skipped=skipped, seconds=seconds)
 
 
-def _run_pool(todo: list[DQNConfig], root: Path, jobs: int, progress: bool, tensorboard: bool, overall: Any) -> None:
+def _run_pool(todo: list[DQNConfig], root: Path, jobs: int, tensorboard: bool, display: Display | None) -> None:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter per worker: no inherited torch threads
-    slots = ctx.Queue()
-    for k in range(jobs):
-        slots.put(k + 1)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,)) as pool:
-        futures: set[Future[tuple[str, int]]] = {
-            pool.submit(_work, config, str(root), progress, tensorboard) for config in todo
-        }
-        try:
-            while futures:
-                done, futures = wait(futures, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    fut.result()  # re-raise a worker's error here
-                    if overall is not None:
-                        overall.update(1)
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    events = ctx.Queue() if display is not None else None
+    try:
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
+        ) as pool:
+            keys: dict[Future[tuple[str, int]], tuple[str, int]] = {
+                pool.submit(_work, config, str(root), tensorboard): (config.arm, config.seed) for config in todo
+            }
+            pending = set(keys)
+            try:
+                while pending:
+                    done, pending = wait(
+                        pending, timeout=_POLL if display is not None else None, return_when=FIRST_COMPLETED
+                    )
+                    if display is not None:
+                        drain(events, display)
+                    for fut in done:
+                        fut.result()  # re-raise a worker's error here
+                        if display is not None:
+                            display.finish(keys[fut])  # its own finish event may still be on the way
+                    if display is not None:
+                        display.poll()
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+    finally:
+        if events is not None:
+            events.close()
+            events.join_thread()

@@ -1,16 +1,27 @@
 """The outputs of a compare: learning-curve plot (``curves.png``) and summary (``summary.md``, ``summary.json``).
 
 Per arm, over its seeds: the mean evaluation curve with a 95% pointwise bootstrap band, the area under the curve
-and the final return with 95% bootstrap intervals (see ``laber.experiments.stats``), and the mean wall-clock time
-of one update (sampling, surrogate priorities, forward and backward passes, optimiser step) measured inside each
-run, with its ratio to the ``uniform`` arm when that arm is present. Timings of runs that shared the machine with
-other processes are noisy; ``benchmarks/bench_dqn.py`` measures the ratio side by side.
+and the final return with 95% bootstrap intervals (see ``laber.experiments.stats``; arms with fewer than 5 seeds
+get the mean and the seeds' range instead, and their seeds' curves instead of a band), and the mean wall-clock
+time of one update (sampling, surrogate priorities, forward and backward passes, optimiser step) measured inside
+each run, with its ratio to the ``uniform`` arm when that arm is present. Timings of runs that shared the machine
+with other processes are noisy; ``benchmarks/bench_dqn.py`` measures the ratio side by side.
+
+The plot has one small panel per arm, all on the same axes, each against a reference arm drawn in grey
+(``uniform`` when present); the environment's solved threshold (gymnasium's ``reward_threshold``) and, for
+CartPole, its reward cap (``max_episode_steps``) are dashed lines labelled at the panel's edge. ``smooth=K``
+draws a trailing moving average over K evaluations (off by default); the summary's numbers are never smoothed.
+
+``write_report`` covers every finished run under the compare directory (``laber.experiments.runs.finished_runs``),
+so a later compare with fewer arms or seeds hides nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +29,20 @@ from typing import Any
 import numpy as np
 
 from laber._optional import require
-from laber.experiments.runs import RunRecord, load_run, run_dir
-from laber.experiments.stats import Interval, auc, bootstrap_band, bootstrap_mean, final_return
+from laber._validation import check_positive_int
+from laber.agents.dqn import ARMS
+from laber.experiments.runs import COMPARE_SETTINGS_FILE, RunRecord, finished_runs, load_run
+from laber.experiments.stats import (
+    MIN_SEEDS_FOR_CI,
+    Interval,
+    auc,
+    bootstrap_band,
+    bootstrap_mean,
+    final_return,
+    smooth,
+)
 
-__all__ = ["ArmSummary", "summarize", "write_plot", "write_report", "write_summary"]
+__all__ = ["ArmSummary", "reference_lines", "summarize", "write_plot", "write_report", "write_summary"]
 
 PLOT_FILE = "curves.png"
 SUMMARY_FILE = "summary.md"
@@ -42,6 +63,7 @@ class ArmSummary:
     final: Interval
     seconds_per_update: float
     wall_seconds: float
+    curves: np.ndarray  # (seeds, points): every seed's evaluation returns, unsmoothed
 
 
 def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int = 0) -> list[ArmSummary]:
@@ -68,6 +90,7 @@ def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int 
                 final=bootstrap_mean([final_return(rec.steps, rec.returns) for rec in records], n_boot=n_boot, rng=rng),
                 seconds_per_update=float(np.mean([rec.seconds_per_update for rec in records])),
                 wall_seconds=float(np.mean([rec.wall_seconds for rec in records])),
+                curves=curves,
             )
         )
     return out
@@ -79,22 +102,162 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_plot(summaries: list[ArmSummary], path: str | os.PathLike[str], *, title: str = "") -> Path:
-    """Mean evaluation return per arm with its 95% bootstrap band, as a PNG."""
+def reference_lines(env_id: str) -> list[tuple[float, str]]:
+    """The horizontal reference lines of ``env_id``'s plots as ``(value, label)``: gymnasium's solved threshold
+    (``reward_threshold``) when the environment defines one, and for CartPole (reward 1 per step) the reward cap
+    ``max_episode_steps``. Empty when gymnasium is missing or does not know ``env_id``."""
+    try:
+        import gymnasium
+
+        spec = gymnasium.spec(env_id)
+    except Exception:  # ImportError, or gymnasium's NameNotFound/VersionNotFound/...: no lines, still a plot
+        return []
+    lines: list[tuple[float, str]] = []
+    if spec.reward_threshold is not None:
+        lines.append((float(spec.reward_threshold), f"solved {float(spec.reward_threshold):g}"))
+    if str(spec.entry_point).endswith(":CartPoleEnv") and spec.max_episode_steps is not None:
+        cap = float(spec.max_episode_steps)
+        if all(cap != value for value, _ in lines):
+            lines.append((cap, f"cap {cap:g}"))
+    return lines
+
+
+def _grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of the panels: one row up to 3 arms, 2x2 for 4, then two rows of up to 4."""
+    if n <= 3:
+        return 1, n
+    if n == 4:
+        return 2, 2
+    cols = min(4, math.ceil(n / 2))
+    return math.ceil(n / cols), cols
+
+
+def _caption(parts: list[str], width: int) -> str:
+    """``parts`` joined by "; ", broken into lines of about ``width`` characters between parts only."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += "; " + part
+        else:
+            if lines:
+                lines[-1] += ";"
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _arm_color(arm: str, cmap: Any) -> Any:
+    """One fixed colour per arm (its place in ``ARMS``), so an arm looks the same in every figure."""
+    return cmap(ARMS.index(arm) % 10) if arm in ARMS else cmap(9)
+
+
+def write_plot(
+    summaries: list[ArmSummary],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    smooth_window: int = 1,
+    reference: str | None = None,
+    lines: Sequence[tuple[float, str]] = (),
+) -> Path:
+    """One panel per arm, as a PNG: the arm's mean evaluation return with its 95% bootstrap band (its seeds'
+    curves instead when it has fewer than 5), against the ``reference`` arm in grey; ``lines`` are dashed
+    horizontal reference lines labelled at the panel's left edge. ``smooth_window`` > 1 draws a trailing moving
+    average over that many evaluations. No legend: each panel's title names its arm, the figure's caption the rest.
+    """
+    if not summaries:
+        raise ValueError("summaries must not be empty")
+    smooth_window = check_positive_int(smooth_window, "smooth_window")
+    by_arm = {s.arm: s for s in summaries}
+    if reference is not None and reference not in by_arm:
+        raise ValueError(f"reference arm {reference!r} has no finished runs; arms: {', '.join(by_arm)}")
     mpl = require("matplotlib", "the learning-curve plot")
     mpl.use("Agg", force=False)
     plt = require("matplotlib.pyplot", "the learning-curve plot")
-    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=120)
+    ticker = require("matplotlib.ticker", "the learning-curve plot")
+    cmap = plt.get_cmap("tab10")
+    rows, cols = _grid(len(summaries))
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(0.6 + 3.1 * cols, 1.0 + 2.35 * rows),
+        dpi=120,
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+
+    def curves_of(s: ArmSummary) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        curves = smooth(s.curves, smooth_window)
+        if smooth_window == 1:
+            return curves, s.mean, s.low, s.high
+        mean, low, high = bootstrap_band(curves)
+        return curves, mean, low, high
+
+    drawn = {s.arm: curves_of(s) for s in summaries}
+    ref = by_arm.get(reference) if reference is not None else None
     try:
-        for s in summaries:
-            (line,) = ax.plot(s.steps, s.mean, label=f"{s.arm} (n={len(s.seeds)})", linewidth=1.6)
-            ax.fill_between(s.steps, s.low, s.high, color=line.get_color(), alpha=0.18, linewidth=0)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return")
-        ax.set_title(title or "learning curves (mean and 95% bootstrap band over seeds)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
+        for k, ax in enumerate(axes.flat):
+            if k >= len(summaries):
+                ax.set_visible(False)
+                axes.flat[k - cols].xaxis.set_tick_params(labelbottom=True)  # the panel above ends its column
+                continue
+            s = summaries[k]
+            if ref is not None and s.arm != ref.arm:
+                _, r_mean, r_low, r_high = drawn[ref.arm]
+                if len(ref.seeds) >= MIN_SEEDS_FOR_CI:
+                    ax.fill_between(ref.steps, r_low, r_high, color="0.55", alpha=0.18, linewidth=0)
+                ax.plot(ref.steps, r_mean, color="0.45", linewidth=1.2, zorder=2)
+            color = _arm_color(s.arm, cmap)
+            s_curves, s_mean, s_low, s_high = drawn[s.arm]
+            if len(s.seeds) >= MIN_SEEDS_FOR_CI:
+                ax.fill_between(s.steps, s_low, s_high, color=color, alpha=0.25, linewidth=0, zorder=3)
+            else:
+                for curve in s_curves:
+                    ax.plot(s.steps, curve, color=color, linewidth=0.7, alpha=0.45, zorder=3)
+            ax.plot(s.steps, s_mean, color=color, linewidth=1.8, zorder=4)
+            for value, _ in lines:
+                ax.axhline(value, color="0.15", linestyle="--", linewidth=0.8, zorder=1)
+            ax.set_title(f"{s.arm} (n={len(s.seeds)})", fontsize=9, color=color, fontweight="bold")
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(4))
+        if lines:  # the same on every panel (shared y): keep them inside, then label them at the left edge
+            low_y, high_y = axes.flat[0].get_ylim()
+            values = [v for v, _ in lines]
+            span = max(high_y, *values) - min(low_y, *values)
+            axes.flat[0].set_ylim(min(low_y, *values) - 0.02 * span, max(high_y, *values) + 0.08 * span)
+            ordered = sorted(lines)
+            for ax in axes.flat[: len(summaries)]:
+                transform = ax.get_yaxis_transform()
+                for i, (value, label) in enumerate(ordered):
+                    above = i == len(ordered) - 1  # the top line's label above it, the others below theirs
+                    ax.text(
+                        0.015,
+                        value,
+                        label,
+                        transform=transform,
+                        fontsize=6.5,
+                        color="0.15",
+                        ha="left",
+                        va="bottom" if above else "top",
+                        zorder=5,
+                    )
+        fig.supxlabel("environment steps", fontsize=9)
+        fig.supylabel("evaluation return", fontsize=9)
+        parts = []
+        if ref is not None:
+            parts.append(f"grey: {ref.arm} (reference)")
+        parts.append(f"shaded: 95% bootstrap band over seeds (arms with ≥{MIN_SEEDS_FOR_CI} seeds)")
+        if any(len(s.seeds) < MIN_SEEDS_FOR_CI for s in summaries):
+            parts.append("thin lines: single seeds")
+        if lines:
+            parts.append("dashed: " + ", ".join(label for _, label in lines))
+        if smooth_window > 1:
+            parts.append(f"moving average over {smooth_window} evaluations")
+        heading = title or "learning curves: mean evaluation return over seeds"
+        fig.suptitle(f"{heading}\n{_caption(parts, int(fig.get_figwidth() * 14))}", fontsize=9)
         target = Path(path)
         tmp = target.with_name(target.stem + ".tmp" + target.suffix)
         fig.savefig(tmp)
@@ -104,9 +267,20 @@ def write_plot(summaries: list[ArmSummary], path: str | os.PathLike[str], *, tit
     return target
 
 
-def _markdown(summaries: list[ArmSummary], env_id: str, config: dict[str, Any]) -> str:
+def _markdown(
+    summaries: list[ArmSummary], env_id: str, config: dict[str, Any], lines_of_env: Sequence[tuple[float, str]]
+) -> str:
     base = next((s.seconds_per_update for s in summaries if s.arm == "uniform"), None)
     n_seeds = sorted({len(s.seeds) for s in summaries})
+    few = [s.arm for s in summaries if len(s.seeds) < MIN_SEEDS_FOR_CI]
+    brackets = "Brackets: 95% bootstrap confidence intervals over seeds."
+    if few:
+        brackets += (
+            f" Arms with fewer than {MIN_SEEDS_FOR_CI} seeds ({', '.join(few)}) get no interval: a percentile "
+            "bootstrap over so few seeds is not a 95% interval (one seed gives [x, x]); their cells give the "
+            "mean and the seeds' range."
+        )
+    reference = "; ".join(label for _, label in lines_of_env)
     lines = [
         f"# laber compare: {env_id}",
         "",
@@ -115,9 +289,10 @@ def _markdown(summaries: list[ArmSummary], env_id: str, config: dict[str, Any]) 
         f"{config.get('loss')} loss, MLP {config.get('hidden')}, train every {config.get('train_freq')} step(s).",
         "",
         "Final return: mean evaluation return over the last 10% of the steps. AUC: mean evaluation return over "
-        "the whole run (normalised area under the curve). Brackets: 95% bootstrap confidence intervals over seeds. "
+        f"the whole run (normalised area under the curve). {brackets} "
         "Time per update: mean wall-clock time of one update measured inside the runs (sampling, priorities, "
-        "forward, backward, optimiser step).",
+        "forward, backward, optimiser step)."
+        + (f" Reference values of {env_id} (gymnasium): {reference}." if reference else ""),
         "",
         "| arm | seeds | final return | AUC | ms / update | vs uniform |",
         "|---|---|---|---|---|---|",
@@ -133,12 +308,24 @@ def _markdown(summaries: list[ArmSummary], env_id: str, config: dict[str, Any]) 
 
 
 def write_summary(
-    summaries: list[ArmSummary], out: str | os.PathLike[str], *, env_id: str, config: dict[str, Any]
+    summaries: list[ArmSummary],
+    out: str | os.PathLike[str],
+    *,
+    env_id: str,
+    config: dict[str, Any],
+    lines: Sequence[tuple[float, str]] | None = None,
 ) -> Path:
-    """Write ``summary.md`` (a markdown table) and ``summary.json`` into ``out``; returns the markdown path."""
+    """Write ``summary.md`` (a markdown table) and ``summary.json`` into ``out``; returns the markdown path.
+
+    In ``summary.json`` an interval's ``low`` and ``high`` are null for arms with fewer than 5 seeds (see
+    ``laber.experiments.stats.Interval``). ``lines`` are the environment's reference values (default:
+    ``reference_lines(env_id)``).
+    """
     root = Path(out)
     md = root / SUMMARY_FILE
-    _atomic_write_text(md, _markdown(summaries, env_id, config))
+    if lines is None:
+        lines = reference_lines(env_id)
+    _atomic_write_text(md, _markdown(summaries, env_id, config, lines))
     data = {
         "env_id": env_id,
         "config": config,
@@ -146,8 +333,8 @@ def write_summary(
             {
                 "arm": s.arm,
                 "seeds": s.seeds,
-                "final": vars(s.final),
-                "auc": vars(s.auc),
+                "final": s.final.to_dict(),
+                "auc": s.auc.to_dict(),
                 "seconds_per_update": s.seconds_per_update,
                 "wall_seconds": s.wall_seconds,
                 "steps": s.steps.tolist(),
@@ -160,25 +347,76 @@ def write_summary(
     return md
 
 
-def write_report(out: str | os.PathLike[str], arms: list[str], seeds: list[int]) -> tuple[Path, Path]:
-    """Plot and summary of the finished runs of ``arms`` x ``seeds`` under ``out``; unfinished runs are skipped."""
+def _recorded_arms(root: Path) -> list[str]:
+    """The arms of ``compare.json`` in its order (empty when it is missing or unreadable)."""
+    try:
+        arms = json.loads((root / COMPARE_SETTINGS_FILE).read_text())["arms"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [a for a in arms if isinstance(a, str)] if isinstance(arms, list) else []
+
+
+def write_report(
+    out: str | os.PathLike[str],
+    arms: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    *,
+    smooth_window: int = 1,
+    reference: str | None = None,
+) -> tuple[Path, Path]:
+    """Plot and summary of the finished runs under the compare directory ``out``; returns their paths.
+
+    Every finished run on disk is included (unfinished runs are skipped), or only those of ``arms`` and
+    ``seeds`` when given. Arms come in ``compare.json``'s order, then the others in ``ARMS`` order. All runs must
+    share their settings but for arm and seed (``ValueError`` naming the first that differs). ``reference`` is
+    the arm drawn in grey on every panel (default: ``uniform`` when it has runs, else none); ``smooth_window``
+    is the plot's moving average (1: off).
+    """
     root = Path(out)
-    runs: dict[str, list[RunRecord]] = {}
-    for arm in arms:
-        records = []
-        for seed in seeds:
-            path = run_dir(root, arm, seed)
-            if (path / "result.json").is_file():
-                records.append(load_run(path))
-        if records:
-            runs[arm] = records
-    if not runs:
-        raise FileNotFoundError(f"no finished runs under {str(root)!r} for arms {arms} and seeds {seeds}")
-    summaries = summarize(runs)
-    first = next(iter(runs.values()))[0].config
+    smooth_window = check_positive_int(smooth_window, "smooth_window")
+    wanted_arms = None if arms is None else set(arms)
+    wanted_seeds = None if seeds is None else {int(k) for k in seeds}
+    found: dict[str, list[RunRecord]] = {}
+    for arm, seed, path in finished_runs(root):
+        if (wanted_arms is None or arm in wanted_arms) and (wanted_seeds is None or seed in wanted_seeds):
+            found.setdefault(arm, []).append(load_run(path))
+    if not found:
+        which = "" if arms is None and seeds is None else f" for arms {list(arms or [])} and seeds {list(seeds or [])}"
+        raise FileNotFoundError(f"no finished runs under {str(root)!r}{which}")
+    order = [a for a in _recorded_arms(root) if a in found]
+    order += [a for a in ARMS if a in found and a not in order]
+    runs = {arm: found[arm] for arm in order}
+    first = runs[order[0]][0].config
     config = first.to_dict()
     config.pop("arm")
     config.pop("seed")
-    plot = write_plot(summaries, root / PLOT_FILE, title=f"{first.env_id}: mean and 95% bootstrap band over seeds")
-    md = write_summary(summaries, root, env_id=first.env_id, config=config)
+    for records in runs.values():
+        for rec in records:
+            other = rec.config.to_dict()
+            other.pop("arm")
+            other.pop("seed")
+            if other != config:
+                diff = sorted(k for k in set(config) | set(other) if config.get(k) != other.get(k))
+                details = ", ".join(f"{k}={other.get(k)!r} (others: {config.get(k)!r})" for k in diff)
+                raise ValueError(
+                    f"runs under {str(root)!r} have different settings: {rec.path} has {details}; a compare "
+                    "directory must hold one experiment"
+                )
+    if reference is None and "uniform" in runs and len(runs) > 1:
+        reference = "uniform"
+    if reference is not None and reference not in runs:
+        raise ValueError(
+            f"reference arm {reference!r} has no finished runs under {str(root)!r}; arms: {', '.join(runs)}"
+        )
+    summaries = summarize(runs)
+    lines = reference_lines(first.env_id)
+    plot = write_plot(
+        summaries,
+        root / PLOT_FILE,
+        title=f"{first.env_id}: evaluation return, mean over seeds",
+        smooth_window=smooth_window,
+        reference=reference,
+        lines=lines,
+    )
+    md = write_summary(summaries, root, env_id=first.env_id, config=config, lines=lines)
     return plot, md

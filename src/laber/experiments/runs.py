@@ -25,8 +25,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from laber._optional import require
-from laber.agents.dqn import DQNConfig, RunResult, check_env, check_trainable, train
+from laber.agents.dqn import ARMS, DQNConfig, RunResult, check_env, check_trainable, train
+from laber.experiments.progress import Display, Reporter, open_display
 
 __all__ = [
     "MARKER_FILE",
@@ -43,6 +46,7 @@ __all__ = [
     "RunRecord",
     "check_run_dir",
     "execute",
+    "finished_runs",
     "is_finished",
     "is_laber_dir",
     "load_run",
@@ -55,6 +59,7 @@ EPISODES_FILE = "episodes.csv"
 PARTIAL_SUFFIX = ".partial"
 MARKER_FILE = ".laber-run"
 COMPARE_SETTINGS_FILE = "compare.json"  # a compare's settings (laber.experiments.compare); never replaced by a run
+_SEED_DIR = re.compile(r"seed(0|[1-9][0-9]*)")
 
 
 class OutDirError(ValueError):
@@ -76,6 +81,23 @@ class RunRecord:
 def run_dir(root: str | os.PathLike[str], arm: str, seed: int) -> Path:
     """Where a compare keeps one run: ``<root>/<arm>/seed<seed>``."""
     return Path(root) / arm / f"seed{seed}"
+
+
+def finished_runs(out: str | os.PathLike[str]) -> Iterator[tuple[str, int, Path]]:
+    """Every finished run under a compare directory, as ``(arm, seed, path)``: arms in ``ARMS`` order, seeds
+    ascending (directories that are not ``<arm>/seed<k>`` of a known arm are ignored)."""
+    root = Path(out)
+    for arm in ARMS:
+        arm_dir = root / arm
+        if not arm_dir.is_dir() or arm_dir.is_symlink():
+            continue
+        seeds = []
+        for entry in arm_dir.iterdir():
+            match = _SEED_DIR.fullmatch(entry.name)
+            if match and is_finished(entry):
+                seeds.append(int(match.group(1)))
+        for seed in sorted(seeds):
+            yield arm, seed, run_dir(root, arm, seed)
 
 
 def is_finished(path: str | os.PathLike[str]) -> bool:
@@ -222,8 +244,8 @@ def execute(
     out: str | os.PathLike[str],
     *,
     progress: bool = True,
-    position: int | None = None,
     tensorboard: bool = True,
+    reporter: Reporter | None = None,
 ) -> Path:
     """Train one run and write its outputs to ``out`` (replacing a previous laber run there); returns ``out``.
 
@@ -232,6 +254,10 @@ def execute(
     ``laber.agents.dqn.check_env`` and ``check_trainable``). torch uses one thread while the run trains (the
     fastest setting for these small networks, and the fair one when several runs share a machine); the previous
     setting is restored afterwards.
+
+    Progress goes to ``reporter`` when given (a compare's display, or its queue to the parent process), keyed by
+    ``(arm, seed)``; without one, ``progress=True`` shows this run on stderr: a live bar on a terminal (with
+    ``laber[progress]``), plain lines otherwise (see ``laber.experiments.progress``).
     """
     if not isinstance(config, DQNConfig):
         raise TypeError(f"config must be a DQNConfig, got config={config!r}")
@@ -247,33 +273,37 @@ def execute(
         raise OutDirError(f"out={str(out)!r} cannot be created: {exc}") from exc
     write_marker(partial, "run")
     writer = _tensorboard_writer(partial / "tb") if tensorboard else None
-    bar = None
-    if progress:
-        tqdm = require("tqdm", "progress bars").tqdm
-        bar = tqdm(
-            total=config.steps,
-            desc=f"{config.arm} seed {config.seed}",
-            position=position,
-            leave=position is None,
-            unit="step",
-            mininterval=0.5,
-            dynamic_ncols=True,
+    key = (config.arm, config.seed)
+    display: Display | None = None
+    if reporter is None and progress:
+        display = open_display(
+            f"{config.arm} seed {config.seed} on {config.env_id}", runs=1, steps_per_run=config.steps
         )
+        reporter = display
+    sink = reporter
 
     def on_eval(step: int, value: float) -> None:
         if writer is not None:
             writer.add_scalar("eval/return", value, step)
-        if bar is not None:
-            bar.set_postfix_str(f"eval {value:.1f}", refresh=False)
+        if sink is not None:
+            sink.evaluated(key, step, value)
+
+    def on_progress(steps: int) -> None:
+        if sink is not None:
+            sink.advance(key, steps)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train(config, on_eval=on_eval, on_progress=bar.update if bar is not None else None)
+        if sink is not None:
+            sink.start(key)
+        result = train(config, on_eval=on_eval, on_progress=on_progress if sink is not None else None)
+        if display is not None:
+            display.finish(key)
     finally:
         torch.set_num_threads(threads)
-        if bar is not None:
-            bar.close()
+        if display is not None:
+            display.close()
     if writer is not None:
         for step, value in zip(result.episode_steps, result.episode_returns, strict=True):
             writer.add_scalar("train/episode_return", value, step)
@@ -282,6 +312,8 @@ def execute(
     _write_outputs(partial, result, tensorboard=writer is not None)
     _remove_laber_dir(final)  # a previous laber run (or an empty directory)
     os.replace(partial, final)
+    if reporter is not None and display is None:
+        reporter.finish(key)
     return final
 
 

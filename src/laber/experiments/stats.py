@@ -12,31 +12,67 @@ Statistics of one run with evaluation returns ``G_i`` at steps ``t_0 < ... < t_K
 * ``auc``: the normalised area under the curve, ``(1 / (t_K - t_0)) * sum_i (t_{i+1} - t_i) (G_i + G_{i+1}) / 2``,
   i.e. the mean evaluation return over training (higher is better and rewards learning fast);
 * ``final``: the mean of the evaluations in the last 10% of the steps (at least the last one).
+
+With fewer than ``MIN_SEEDS_FOR_CI`` (5) seeds a percentile-bootstrap interval means nothing (one seed gives
+``[x, x]``; two to four give an interval that badly under-covers), so ``Interval.format`` then says so and gives
+the seeds' range instead of an interval. ``smooth`` is the trailing moving average used for plots only.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from laber._validation import RngLike, as_generator, check_positive_int
 
-__all__ = ["Interval", "auc", "bootstrap_band", "bootstrap_mean", "final_return"]
+__all__ = ["MIN_SEEDS_FOR_CI", "Interval", "auc", "bootstrap_band", "bootstrap_mean", "final_return", "smooth"]
 
 FINAL_FRACTION = 0.1
+MIN_SEEDS_FOR_CI = 5
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean with its 95% bootstrap confidence interval."""
+    """A mean over ``n`` seeds with its 95% bootstrap confidence interval and the seeds' range.
+
+    ``n == 0`` means the number of seeds is unknown (the interval is shown as it is).
+    """
 
     mean: float
     low: float
     high: float
+    n: int = 0
+    lowest: float = math.nan
+    highest: float = math.nan
+
+    @property
+    def has_ci(self) -> bool:
+        """Whether the interval is worth reporting: at least ``MIN_SEEDS_FOR_CI`` seeds (or an unknown number)."""
+        return self.n == 0 or self.n >= MIN_SEEDS_FOR_CI
 
     def format(self, digits: int = 1) -> str:
-        return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        """``mean [low, high]``; with fewer than ``MIN_SEEDS_FOR_CI`` seeds, the mean and why there is no CI."""
+        if self.has_ci:
+            return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        if self.n == 1:
+            return f"{self.mean:.{digits}f} (1 seed: no CI)"
+        return (
+            f"{self.mean:.{digits}f} ({self.n} seeds: too few for a CI; "
+            f"seeds {self.lowest:.{digits}f} to {self.highest:.{digits}f})"
+        )
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-friendly: ``low``/``high`` are None when there are too few seeds for a CI."""
+        return {
+            "mean": self.mean,
+            "low": self.low if self.has_ci else None,
+            "high": self.high if self.has_ci else None,
+            "n": self.n,
+            "min": self.lowest,
+            "max": self.highest,
+        }
 
 
 def _as_curves(curves: object, name: str) -> np.ndarray:
@@ -69,7 +105,31 @@ def bootstrap_mean(values: object, *, n_boot: int = 2000, level: float = 0.95, r
     if arr.size == 0:
         raise ValueError("values must not be empty, got values=[]")
     mean, low, high = bootstrap_band(arr, n_boot=n_boot, level=level, rng=rng)
-    return Interval(float(mean[0]), float(low[0]), float(high[0]))
+    return Interval(
+        float(mean[0]), float(low[0]), float(high[0]), n=arr.shape[0], lowest=float(arr.min()), highest=float(arr.max())
+    )
+
+
+def smooth(curves: object, window: int) -> np.ndarray:
+    """Trailing moving average over the last ``window`` points of each curve (fewer at the start).
+
+    ``curves`` is 1-D (one curve) or 2-D (``(seeds, points)``, smoothed along the points); ``window == 1``
+    returns a copy unchanged.
+    """
+    window = check_positive_int(window, "window")
+    arr = np.array(curves, dtype=np.float64)
+    if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
+        raise ValueError(f"curves must be a non-empty 1-D or 2-D array, got shape={arr.shape}")
+    if window == 1:
+        return arr
+    sums = np.cumsum(arr, axis=-1)
+    out = np.empty_like(arr)
+    points = arr.shape[-1]
+    head = min(window, points)
+    out[..., :head] = sums[..., :head] / np.arange(1, head + 1)
+    if points > window:
+        out[..., window:] = (sums[..., window:] - sums[..., :-window]) / window
+    return out
 
 
 def auc(steps: object, returns: object) -> float:
