@@ -172,3 +172,18 @@ def test_multi_process_buffers_take_cpprbs_logger_and_skip_overwritten_rows() ->
     rb.update_priorities(np.array([0, 1]), np.array([5.0, 5.0]))
     np.testing.assert_array_equal(rb.get_priorities(), [1.0, 5.0, 1.0, 1.0])  # cpprb's MP buffer does the same
     rb.close()
+
+
+def test_selective_legacy_form_takes_positional_fields_and_its_dims() -> None:
+    from laber import SelectiveReplayBuffer
+
+    rb = SelectiveReplayBuffer(5, 3, 2, Nepisodes=4)
+    rb.add(np.ones(3), np.ones(2), 1.0, np.ones(3), 0.0)
+    rb.add(np.ones(3), np.ones(2), 1.0, next_obs=np.ones(3), done=1.0)
+    assert (rb.get_stored_size(), rb.get_stored_episode_size()) == (2, 1)
+    assert (rb.get_obs_dim(), rb.get_act_dim(), rb.get_rew_dim(), rb.get_obs_shape()) == (3, 2, 1, (3,))
+    with pytest.raises(TypeError, match="given both positionally and by name"):
+        rb.add(np.ones(3), obs=np.ones(3), act=np.ones(2), rew=1.0, next_obs=np.ones(3), done=0.0)
+    modern = SelectiveReplayBuffer(10, {"obs": {}})
+    with pytest.raises(TypeError, match="positional fields are only taken with cpprb's form"):
+        modern.add(1.0)

@@ -48,6 +48,9 @@ def _check_episode_index(i: object) -> int:
     return int(i)
 
 
+_LEGACY_ORDER = ("obs", "act", "rew", "next_obs", "done")
+
+
 def _cpprb_env_dict(obs_dim: object, act_dim: object, rew_dim: object) -> dict[str, dict[str, Any]]:
     """cpprb's fixed fields for ``SelectiveReplayBuffer(episode_len, obs_dim, act_dim, ...)``: float64."""
     dims = {
@@ -126,7 +129,13 @@ class SelectiveReplayBuffer:
                 1 if rew_dim is None else rew_dim,
             )
             capacity: int | float = episode_len * episodes
+            self._legacy_dims: dict[str, int] | None = {
+                "obs": spec["obs"]["shape"],
+                "act": spec["act"]["shape"],
+                "rew": spec["rew"]["shape"],
+            }
         else:
+            self._legacy_dims = None
             given = {"act_dim": act_dim, "Nepisodes": Nepisodes, "obs_dim": obs_dim, "rew_dim": rew_dim}
             extra = [k for k, v in given.items() if v is not None]
             if extra:
@@ -153,12 +162,25 @@ class SelectiveReplayBuffer:
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------------------- adding
-    def add(self, **fields: Any) -> int:
+    def add(self, *args: Any, **fields: Any) -> int:
         """Add one transition or a batch (validated as ``ReplayBuffer.add``); store what fits, drop the rest.
 
         A non-zero ``done`` ends the episode after that transition. Returns the row of the first transition
-        (equal to the number of rows stored before the call; ``get_buffer_size()`` when nothing fitted).
+        (equal to the number of rows stored before the call; ``get_buffer_size()`` when nothing fitted). With
+        cpprb's form of the constructor, the fields may also be given positionally, in cpprb's order
+        ``add(obs, act, rew, next_obs, done)``.
         """
+        if args:
+            if self._legacy_dims is None or len(args) > len(_LEGACY_ORDER):
+                raise TypeError(
+                    "positional fields are only taken with cpprb's form SelectiveReplayBuffer(episode_len, "
+                    f"obs_dim, act_dim, Nepisodes), in the order {list(_LEGACY_ORDER)}; got {len(args)} of them"
+                )
+            named = dict(zip(_LEGACY_ORDER, args, strict=False))
+            twice = sorted(set(named) & set(fields))
+            if twice:
+                raise TypeError(f"field(s) {twice} given both positionally and by name")
+            fields = {**named, **fields}
         with self._lock:
             rows, arrays = self._schema.check_add(fields, self._names)
             start = self._rb.get_stored_size()
@@ -189,6 +211,30 @@ class SelectiveReplayBuffer:
                 self._begins.append(stored)
 
     # ------------------------------------------------------------------------------------------- episodes
+    def _legacy(self, name: str) -> int:
+        if self._legacy_dims is None:
+            raise AttributeError(
+                f"get_{name}_dim belongs to cpprb's form SelectiveReplayBuffer(episode_len, obs_dim, act_dim, "
+                f"Nepisodes); this buffer was built from an env_dict"
+            )
+        return int(self._legacy_dims[name])
+
+    def get_obs_dim(self) -> int:
+        """``obs_dim`` of cpprb's form of the constructor."""
+        return self._legacy("obs")
+
+    def get_act_dim(self) -> int:
+        """``act_dim`` of cpprb's form of the constructor."""
+        return self._legacy("act")
+
+    def get_rew_dim(self) -> int:
+        """``rew_dim`` of cpprb's form of the constructor."""
+        return self._legacy("rew")
+
+    def get_obs_shape(self) -> tuple[int]:
+        """``(obs_dim,)`` of cpprb's form of the constructor."""
+        return (self._legacy("obs"),)
+
     def get_stored_episode_size(self) -> int:
         """Number of episodes stored, the current one included once it has a row."""
         with self._lock:
