@@ -221,3 +221,12 @@ def test_requires_grad_tensors_are_detached() -> None:
     rb.update_priorities(torch.tensor([0, 2]), td)
     np.testing.assert_array_equal(rb.get_priorities(), [8.0, 2.0, 10.0])
     np.testing.assert_array_equal(rb.get_priorities(torch.tensor([1])), [2.0])
+
+
+def test_python_ints_at_the_int64_edge_are_checked_exactly() -> None:
+    """The scalar fast path compares exact Python ints: 2**63 must not pass as the float 9.2e18."""
+    rb = ReplayBuffer(4, {"x": {"dtype": np.int64}})
+    with pytest.raises(ValueError, match="field 'x' has dtype int64"):
+        rb.add(x=2**63)
+    rb.add(x=2**63 - 1)
+    assert rb.get_all_transitions()["x"].ravel().tolist() == [2**63 - 1]

@@ -124,6 +124,19 @@ class Schema:
                 raise TypeError(f"env_dict[{name!r}]['dtype'] must be numeric or bool, got dtype={dtype}")
             fields[name] = Field(name, shape, dtype)
         self.fields = fields
+        # per field, for the scalar fast path of check_add: (field, takes a scalar, kind, low, high); a Python
+        # number outside [low, high] (or NaN) goes through the full checks
+        self._scalar: dict[str, tuple[Field, bool, str, float, float]] = {}
+        for name, f in fields.items():
+            kind = f.dtype.kind
+            bounds: tuple[float, float]
+            if kind in "iu":
+                bounds = _int_range(f.dtype)  # exact Python ints: 2**63 must not pass as 9.2e18
+            elif kind == "f":
+                bounds = (-_float_max(f.dtype), _float_max(f.dtype))
+            else:
+                bounds = (-math.inf, math.inf)
+            self._scalar[name] = (f, f.shape == (1,), kind, *bounds)
         self.hidden = frozenset(hidden or ())
         self.public = tuple(n for n in fields if n not in self.hidden)
         self._name_sets: dict[tuple[str, ...], frozenset[str]] = {}
@@ -162,21 +175,21 @@ class Schema:
         rows = -1
         first = ""
         out: dict[str, Any] = {}
+        scalar = self._scalar
         for name in names:
-            f = self.fields[name]
+            f, takes_scalar, kind, low, high = scalar[name]
             raw = fields[name]
-            if type(raw) in _PY_SCALARS and f.shape == (1,):  # the common scalar: no array needed
+            if takes_scalar and type(raw) in _PY_SCALARS:  # the common scalar: no array needed
                 if rows < 0:
                     rows, first = 1, name
                 elif rows != 1:
                     raise ValueError(
                         f"fields disagree on the number of transitions: {first!r} has {rows}, {name!r} has 1"
                     )
-                if f.dtype.kind in "iu":
-                    low, high = _int_range(f.dtype)
+                if kind in "iu":
                     if type(raw) is not int or not low <= raw <= high:  # floats, bools and overflows: full check
                         self._check_fits(f, np.asarray(raw))
-                elif f.dtype.kind == "f" and not -_float_max(f.dtype) <= raw <= _float_max(f.dtype):
+                elif kind == "f" and not low <= raw <= high:
                     try:  # beyond the dtype's range, or inf / NaN
                         self._check_float_range(f, np.asarray(float(raw)))
                     except OverflowError:  # a Python int beyond float64
