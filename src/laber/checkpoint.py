@@ -63,7 +63,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -297,11 +297,20 @@ def save(buffer: Checkpointable, path: str | os.PathLike[str]) -> None:
     _host(state)
     target = _as_path(path)
     arrays = _arrays(state)
+    write_atomically(target, lambda fh: _write_npz(fh, arrays))
+
+
+def write_atomically(target: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """``write(fh)`` into a temporary file next to ``target``, flushed to disk, then renamed over ``target``:
+    a crash never leaves a half-written file under the final name. Stale temporaries of earlier killed writes
+    to ``target`` (laber's own names only, never one a live write holds) are removed first; the new file gets
+    the usual permissions (``0o666`` less the umask); the directory is fsynced after the rename. Used by
+    checkpoints and by cpprb transitions files (``laber.transitions``)."""
     _remove_stale_temporaries(target)
     fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
-            _write_npz(fh, arrays)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
             if sys.platform != "win32":

@@ -101,7 +101,6 @@ import json
 import os
 import pickle
 import shutil
-import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -743,26 +742,8 @@ def write_transitions(
             raise TypeError(f"file must be a path (str or os.PathLike) or a binary file object, got file={file!r}")
         _write_npz(file, members)
         return None
-    from laber.checkpoint import _ACTIVE, _ACTIVE_LOCK, _create_temporary, _fsync_directory, _remove_stale_temporaries
+    from laber.checkpoint import write_atomically
 
     target = Path(npz_path(file))
-    _remove_stale_temporaries(target)
-    fd, tmp = _create_temporary(target)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_npz(fh, members)
-            fh.flush()
-            os.fsync(fh.fileno())
-            if sys.platform != "win32":
-                os.replace(tmp, target)
-        if sys.platform == "win32":
-            os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    finally:
-        with _ACTIVE_LOCK:
-            _ACTIVE.discard(tmp)
-    _fsync_directory(target.parent)
+    write_atomically(target, lambda fh: _write_npz(fh, members))
     return str(target)
