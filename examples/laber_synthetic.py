@@ -1,6 +1,7 @@
 """LaBER at work on synthetic priorities: what it draws, the weights, and the unbiasedness of LaBER-mean.
 
-Run with ``make demo`` (or ``python examples/laber_synthetic.py``). No network, no environment: a large batch
+Run with ``python examples/laber_synthetic.py`` (numpy only; ``tests/test_examples.py`` runs it too). No
+network, no environment: a large batch
 of ``m * B`` made-up surrogate priorities and per-sample losses stand in for a DQN's.
 """
 
