@@ -296,3 +296,44 @@ def test_a_process_killed_before_naming_itself_does_not_block_the_others() -> No
     rb.add(**_rows(0, np.arange(4)))  # about 40 waits of 0.02 s, then the lock is taken over
     assert len(rb) == 4
     rb.close()
+
+
+def _add_one(rb: MPReplayBuffer, out: Any) -> None:
+    rb.add(**_rows(7, np.arange(1)))
+    out.put(len(rb))
+
+
+def test_fork_while_another_thread_uses_the_buffer() -> None:
+    """A child forked while a parent thread is inside a buffer call inherits that thread's hold on the
+    in-process lock; the child rebuilds its in-process lock instead of waiting for a thread it does not have
+    (every child hung before)."""
+    import threading
+
+    ctx = mp.get_context("fork")
+    rb = MPReplayBuffer(1000, ENV, ctx=ctx)
+    rb.add(**_rows(0, np.arange(100)))
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            rb.sample(64)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        queue = ctx.Queue()
+        for _ in range(5):
+            p = ctx.Process(target=_add_one, args=(rb, queue))
+            p.start()
+            p.join(timeout=30)
+            alive = p.is_alive()
+            if alive:
+                p.kill()
+                p.join()
+            assert not alive and p.exitcode == 0
+            assert queue.get(timeout=10) >= 101
+    finally:
+        stop.set()
+        thread.join()
+    assert len(rb) == 105
+    rb.close()

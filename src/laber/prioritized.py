@@ -405,8 +405,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self._max_priority = largest
 
     def get_max_priority(self) -> float:
-        """The running maximum priority: 1 at first, raised by every priority given to ``add`` or an update."""
-        return self._max_priority
+        """The running maximum priority: 1 at first, raised by every priority given to ``add`` or an update.
+        Takes the lock to read it (with shared storage, the value other processes published)."""
+        with self._lock:
+            return self._max_priority
 
     def get_priorities(self, indexes: object = None) -> np.ndarray:
         """A fresh float64 copy of the stored priorities ``p`` (all stored rows, or those at ``indexes``).

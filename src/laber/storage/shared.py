@@ -54,35 +54,72 @@ _UNNAMED_WAITS = 40  # with the default 1 s wait: a lock held for 40 s with no h
 
 
 class _ProcessLock:
-    """Reentrant across the threads of a process, exclusive across processes, recoverable from a dead holder."""
+    """Reentrant across the threads of a process, exclusive across processes, recoverable from a dead holder.
 
-    def __init__(self, lock: Any, owner: np.ndarray, enter: Hook, exit: Hook, dead_owner_check: float) -> None:
+    ``lock`` is the process-shared lock, ``takeover`` a second one that serialises the recovery from a dead
+    holder (so that two waiters never both release: the second would free the lock a live process just took).
+    The in-process part (a ``threading.RLock`` and the nesting depth) is rebuilt in a process forked from
+    another, whose copy may be held by a thread that does not exist in the child.
+    """
+
+    def __init__(
+        self, lock: Any, takeover: Any, owner: np.ndarray, enter: Hook, exit: Hook, dead_owner_check: float
+    ) -> None:
         self._lock = lock
+        self._takeover = takeover
         self._owner = owner  # shared int64 [pid of the holder, 0 when free]
+        self._pid = os.getpid()
         self._local = threading.RLock()
         self._depth = 0
         self._enter = enter
         self._exit = exit
         self._check = dead_owner_check
 
+    def _take_over(self, holder: int) -> bool:
+        """The lock is held by ``holder`` (dead, or 0: none recorded for many waits). Under the takeover lock,
+        free it if that is still so; True when this process got the lock meanwhile (it was freed)."""
+        if not self._takeover.acquire(timeout=self._check):
+            return False  # another process is recovering it (or died doing so): wait again
+        try:
+            if self._lock.acquire(False):  # freed meanwhile: it is ours now
+                return True
+            if int(self._owner[0]) == holder:
+                self._owner[0] = 0
+                with contextlib.suppress(ValueError):
+                    self._lock.release()
+            return False
+        finally:
+            self._takeover.release()
+
     def _acquire_shared(self) -> None:
         unnamed = 0  # consecutive waits on a lock held with no holder recorded
-        while not self._lock.acquire(timeout=self._check):
-            holder = int(self._owner[0])
-            unnamed = unnamed + 1 if holder == 0 else 0
-            # The holder died: free its lock, then compete for it again. A process killed between taking the lock
-            # and writing its pid (or between clearing it and releasing) leaves no pid: a lock that stays held
-            # with no holder for many waits (a window of a few instructions otherwise) is taken over too.
-            dead = holder != 0 and holder != os.getpid() and not _alive(holder)
-            if dead or unnamed >= _UNNAMED_WAITS:
-                if int(self._owner[0]) == holder:  # nobody took it over meanwhile
-                    self._owner[0] = 0
-                    with contextlib.suppress(ValueError):  # another process doing the same released it first
-                        self._lock.release()
-                unnamed = 0
-        self._owner[0] = os.getpid()
+        got = False
+        try:
+            while not got:
+                got = self._lock.acquire(timeout=self._check)
+                if got:
+                    break
+                holder = int(self._owner[0])
+                unnamed = unnamed + 1 if holder == 0 else 0
+                # The holder died: free its lock, then compete for it again. A process killed between taking the
+                # lock and writing its pid (or between clearing it and releasing) leaves no pid: a lock that stays
+                # held with no holder for many waits (a window of a few instructions otherwise) is taken over too.
+                dead = holder != 0 and holder != os.getpid() and not _alive(holder)
+                if dead or unnamed >= _UNNAMED_WAITS:
+                    got = self._take_over(holder)
+                    unnamed = 0
+            self._owner[0] = os.getpid()
+        except BaseException:  # e.g. KeyboardInterrupt right after the lock was taken: never keep it
+            if got:
+                self._owner[0] = 0
+                self._lock.release()
+            raise
 
     def __enter__(self) -> _ProcessLock:
+        if self._pid != os.getpid():  # a forked child: the parent's threads do not exist here
+            self._pid = os.getpid()
+            self._local = threading.RLock()
+            self._depth = 0
         self._local.acquire()
         if self._depth == 0:
             held = False
@@ -155,6 +192,7 @@ class SharedStorage:
         self._tag = f"laber_{os.getpid()}_{secrets.token_hex(4)}"
         self._creator = os.getpid()
         self._lock = ctx.Lock()
+        self._takeover = ctx.Lock()
         self._dead_owner_check = float(dead_owner_check)
         self._segments: list[shared_memory.SharedMemory] = []
         self._names: dict[str, tuple[str, tuple[int, ...], np.dtype[Any]]] = {}
@@ -195,7 +233,7 @@ class SharedStorage:
         return RecordRows(fields, size, self.allocate)
 
     def lock(self, enter: Hook, exit: Hook) -> _ProcessLock:
-        return _ProcessLock(self._lock, self._owner, enter, exit, self._dead_owner_check)
+        return _ProcessLock(self._lock, self._takeover, self._owner, enter, exit, self._dead_owner_check)
 
     # ------------------------------------------------------------------------------------------- lifetime
     @property
@@ -211,6 +249,7 @@ class SharedStorage:
         return {
             "names": self._names,
             "lock": self._lock,
+            "takeover": self._takeover,
             "creator": self._creator,
             "tag": self._tag,
             "dead_owner_check": self._dead_owner_check,
@@ -219,6 +258,7 @@ class SharedStorage:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._names = dict(state["names"])
         self._lock = state["lock"]
+        self._takeover = state["takeover"]
         self._creator = state["creator"]
         self._tag = state["tag"]
         self._dead_owner_check = state["dead_owner_check"]
