@@ -122,7 +122,7 @@ class ReplayBuffer:
     Hooks for subclasses (``PrioritizedReplayBuffer`` uses them): ``_hidden_fields()`` declares internal
     fields stored with each row and carried through N-step with the window's first transition;
     ``_check_add(fields, hidden)`` validates an ``add`` (outside the lock) and ``_commit_add(rows, arrays)``
-    writes it (lock held); ``_add_with_hidden(fields, hidden)`` does both; ``_on_rows_written(indices)``
+    writes it (lock held); ``_on_rows_written(indices)``
     runs after every write of rows (from ``add``, N-step completions and ``on_episode_end``);
     ``_gather(indices)`` returns fresh public fields of stored rows; ``_column(name)`` is the writable storage of
     one field; ``_checkpoint_extra()`` / ``_restore_extra(extra)`` add state to checkpoints.
@@ -296,10 +296,6 @@ class ReplayBuffer:
     def _restore_extra(self, extra: Mapping[str, Any]) -> None:
         """Restore what ``_checkpoint_extra`` saved; runs after the rows are restored. No-op here."""
 
-    def _count_rows(self, fields: Mapping[str, Any]) -> int:
-        """Validate the fields of an ``add`` call (raising a named error) and return its number of transitions."""
-        return self._schema.check_add(fields, self._input_names)[0]
-
     # ------------------------------------------------------------------------------------------- adding
     def add(self, **fields: Any) -> int | None:
         """Add one transition (each field of its declared shape) or a batch (an extra leading axis).
@@ -313,24 +309,22 @@ class ReplayBuffer:
         with self._lock:
             return self._commit_add(rows, arrays)
 
-    def _add_with_hidden(self, fields: Mapping[str, Any], hidden: Mapping[str, Any]) -> int | None:
-        """``add`` with values for the hidden fields (lock held by the caller or taken here)."""
-        rows, arrays = self._check_add(fields, hidden)
-        with self._lock:
-            return self._commit_add(rows, arrays)
-
     def _check_add(self, fields: Mapping[str, Any], hidden: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """Validate an ``add`` and shape its arrays (no lock needed: reads only the immutable schema)."""
         rows, arrays = self._schema.check_add(fields, self._input_names)
-        for name in self._schema.hidden:
-            f = self._schema[name]
-            value = np.asarray(hidden[name]) if name in hidden else np.zeros((rows, *f.shape), f.dtype)
-            arrays[name] = value.reshape((rows, *f.shape)).astype(f.dtype, copy=False)
+        self._fill_hidden(arrays, rows, hidden)
         if self._nstep is not None:
             for name, value in arrays.items():
                 f = self._schema[name]
                 arrays[name] = np.asarray(value).reshape((rows, *f.shape))
         return rows, arrays
+
+    def _fill_hidden(self, arrays: dict[str, Any], rows: int, hidden: Mapping[str, Any]) -> None:
+        """``arrays[name]`` for every hidden field: the given values, or zeros, as ``(rows, *shape)`` of its dtype."""
+        for name in self._schema.hidden:
+            f = self._schema[name]
+            value = np.asarray(hidden[name]) if name in hidden else np.zeros((rows, *f.shape), f.dtype)
+            arrays[name] = value.reshape((rows, *f.shape)).astype(f.dtype, copy=False)
 
     def _commit_add(self, rows: int, arrays: dict[str, Any]) -> int | None:
         """Write a checked ``add`` (the caller holds the lock)."""
@@ -620,11 +614,7 @@ class ReplayBuffer:
             if 0.0 < cfg.gamma < 1.0:  # the steps each row summed, for next_of's links
                 steps = np.rint(np.log(np.maximum(discount[:, 0], 1e-300)) / np.log(cfg.gamma))
                 arrays[STEPS] = np.clip(steps, 1, cfg.size).astype(np.int64)
-        hidden = self._loaded_hidden(data.priorities, keep, rows)
-        for name in self._schema.hidden:
-            f = self._schema[name]
-            value = hidden.get(name, np.zeros((rows, *f.shape), f.dtype))
-            arrays[name] = np.asarray(value).reshape(rows, *f.shape).astype(f.dtype)
+        self._fill_hidden(arrays, rows, self._loaded_hidden(data.priorities, keep, rows))
         return arrays, rows
 
     # The checkpoint interface (laber.state.Checkpointable): laber.checkpoint reads and restores a buffer through

@@ -337,17 +337,21 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                 indexes, priorities = self._not_overwritten(indexes, priorities)
             self._update_priorities(indexes, priorities)
 
-    def _not_overwritten(self, indexes: object, priorities: object) -> tuple[np.ndarray, np.ndarray]:
-        """``check_for_update``: the (checked) indexes and priorities of rows not written since the last sample."""
+    def _checked_update(self, indexes: object, priorities: object) -> tuple[np.ndarray, np.ndarray]:
+        """The general checks of ``update_priorities``: int64 indexes in ``[0, stored)``, float64 priorities,
+        one per index (a named error otherwise)."""
         idx = self._tree.check_indexes(indexes, "indexes", bound=self._stored)
         p = _check_priorities(priorities)
         if p.shape != idx.shape:
             raise ValueError(
                 f"priorities must have one value per index, got {p.shape[0]} priorities for {idx.shape[0]} indexes"
             )
-        if self._stamps is None:
-            return idx, p
-        keep = self._stamps[idx] < self._sample_count
+        return idx, p
+
+    def _not_overwritten(self, indexes: object, priorities: object) -> tuple[np.ndarray, np.ndarray]:
+        """``check_for_update``: the (checked) indexes and priorities of rows not written since the last sample."""
+        idx, p = self._checked_update(indexes, priorities)
+        keep = self._stamps[idx] < self._sample_count if self._stamps is not None else slice(None)
         return idx[keep], p[keep]
 
     def _update_priorities(self, indexes: object, priorities: object) -> None:
@@ -389,12 +393,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def _update_priorities_numpy(self, indexes: object, priorities: object) -> None:
         """``update_priorities`` with numpy only: vectorised checks, last-wins, column and tree writes."""
-        idx = self._tree.check_indexes(indexes, "indexes", bound=self._stored)
-        p = _check_priorities(priorities)
-        if p.shape != idx.shape:
-            raise ValueError(
-                f"priorities must have one value per index, got {p.shape[0]} priorities for {idx.shape[0]} indexes"
-            )
+        idx, p = self._checked_update(indexes, priorities)
         if idx.size == 0:
             return
         largest = self._check_mass(p)
