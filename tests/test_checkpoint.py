@@ -297,10 +297,18 @@ def filled(config: str, size: int, seed: int) -> ReplayBuffer:
     return rb
 
 
+def _records(rb: ReplayBuffer) -> np.ndarray:
+    """The rows in the host record layout: the storage itself on the host, a copy of a device's rows."""
+    records = rb.checkpoint_state().records
+    if records is None:
+        raise RuntimeError(f"{rb!r} has no host records")
+    return records
+
+
 def snapshot(rb: ReplayBuffer) -> dict[str, Any]:
     """Everything a load could change: storage bytes, counters, pending rows, side stores, priorities, tree, rng."""
     out: dict[str, Any] = {
-        "store": rb._store.tobytes(),
+        "store": _records(rb).tobytes(),
         "stored": rb._stored,
         "next": rb._next,
         "rng": rb._rng.bit_generator.state,
@@ -715,7 +723,7 @@ def test_next_of_and_stack_settings_mismatch(tmp_path: Path) -> None:
 def _save_as_laber_0_1_0(buffer: ReplayBuffer, path: Path) -> None:
     """The writer of laber 0.1.0 (format version 1), verbatim but for the temporary file."""
     extra = buffer._checkpoint_extra()
-    arrays: dict[str, np.ndarray] = {"rows": buffer._store[: buffer._stored].view(np.uint8)}
+    arrays: dict[str, np.ndarray] = {"rows": _records(buffer)[: buffer._stored].view(np.uint8)}
     json_extra: dict[str, Any] = {}
     for key, value in extra.items():
         if isinstance(value, np.ndarray):
@@ -902,8 +910,10 @@ def test_a_failed_save_leaves_no_temporary_and_the_old_file(tmp_path: Path, monk
 
 
 # ================================================================================================ memory
-def test_loading_reads_rows_straight_into_storage(tmp_path: Path) -> None:
+def test_loading_reads_rows_straight_into_storage(tmp_path: Path, storage_backend: str) -> None:
     """Peak memory while loading (beyond the buffer's own storage) is a few chunks, not a copy of the file."""
+    if storage_backend == "device":
+        pytest.skip("a device buffer's load stages its rows in one host copy, then uploads them (documented)")
     rows, width = 16384, 1024  # 16 MiB of rows
     env = {"obs": {"shape": width, "dtype": np.uint8}}
     rb = ReplayBuffer(rows, env)
@@ -913,7 +923,7 @@ def test_loading_reads_rows_straight_into_storage(tmp_path: Path) -> None:
     size = path.stat().st_size
     for new_size in (rows, rows // 2):
         target = ReplayBuffer(new_size, env)
-        target._store[:] = 0  # its storage pages exist before the load
+        _records(target)[:] = 0  # its storage pages exist before the load
         tracemalloc.start()
         try:
             target.load_checkpoint(path)

@@ -93,11 +93,11 @@ class BufferState:
         stored: rows stored (ring positions ``0 .. stored - 1``).
         next: the ring position the next row goes to.
         storage: the storage backend, as error messages name it (its ``repr``).
-        on_device: the rows live on a torch device (no ``records`` then: such buffers are not checkpointed).
+        on_device: the rows live on a torch device (``records`` is then a host copy of them, in ``record``).
         record: the host record layout (a structured dtype: every stored field, hidden ones and the link
-            columns ``laber.links.LINK`` / ``STACK_LINK`` included); None on a device.
+            columns ``laber.links.LINK`` / ``STACK_LINK`` included); on a device, the layout its checkpoints use.
         records: the ``(size,)`` record array itself (a view of the storage; a load streams rows into it
-            through ``BufferRestore.write_rows``, never through this view); None on a device.
+            through ``BufferRestore.write_rows``, never through this view); on a device, a host copy of its rows.
         schema: the buffer's fields (:class:`laber.fields.Schema`: shapes, dtypes, ``hidden`` names, and
             ``check_add``, the validation ``add`` applies, which a load applies to pending transitions).
         hidden: the hidden fields (stored with each row, not sampled: ``_priority`` for PER), schema order.
