@@ -17,6 +17,8 @@ from torch.overrides import TorchFunctionMode  # noqa: E402
 from laber.agents import dqn  # noqa: E402
 from laber.agents.dqn import ARMS, DQNConfig, double_dqn_target, train  # noqa: E402
 
+PER_ARMS = ("per", "per-laber", "ger")  # the arms that sample a prioritized buffer
+
 
 # ------------------------------------------------------------------------------------- stand-in buffer
 class StandInBuffer:
@@ -89,12 +91,12 @@ def stand_in_factory(config: DQNConfig, obs_shape: tuple[int, ...], rng: np.rand
         nstep=config.nstep,
         gamma=config.gamma,
         rng=rng,
-        per=config.arm in ("per", "per-laber"),
+        per=config.arm in PER_ARMS,
     )
 
 
 def has_library_buffer(arm: str) -> bool:
-    name = "PrioritizedReplayBuffer" if arm in ("per", "per-laber") else "ReplayBuffer"
+    name = "PrioritizedReplayBuffer" if arm in PER_ARMS else "ReplayBuffer"
     try:
         dqn._buffer_class(name)
     except ImportError:
@@ -377,7 +379,7 @@ def _batch_from_a_filled_buffer(arm: str, n: int) -> dict[str, np.ndarray]:
             obs=obs[:-1], act=rng.integers(0, 2, (100, 1)), rew=rng.normal(size=(100, 1)), next_obs=obs[1:], done=done
         )
         buffer.on_episode_end()
-    return buffer.sample(n, beta=0.5) if arm in ("per", "per-laber") else buffer.sample(n)  # type: ignore[no-any-return]
+    return buffer.sample(n, beta=0.5) if arm in PER_ARMS else buffer.sample(n)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("loss", ["huber", "mse"])
@@ -401,7 +403,7 @@ def test_device_update_on_cpu_equals_the_host_update(arm: str, loss: str) -> Non
         assert float(device_loss) == host_loss, step
     for a, b in zip(host.online.parameters(), on_device.online.parameters(), strict=True):
         assert torch.equal(a, b)
-    assert len(host_buffer.priorities) == len(device_buffer.priorities) == (3 if arm in ("per", "per-laber") else 0)
+    assert len(host_buffer.priorities) == len(device_buffer.priorities) == (3 if arm in PER_ARMS else 0)
     for (i_host, p_host), (i_dev, p_dev) in zip(host_buffer.priorities, device_buffer.priorities, strict=True):
         np.testing.assert_array_equal(i_host, i_dev)
         assert p_dev.dtype == np.float64
@@ -427,7 +429,7 @@ def test_every_arm_trains_on_a_device_buffer_on_cpu(arm: str, monkeypatch: pytes
     (buffer,) = made
     batch = buffer.sample(4)
     assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in batch.values())
-    assert ("weights" in batch) == (arm in ("per", "per-laber"))
+    assert ("weights" in batch) == (arm in PER_ARMS)
 
 
 def test_device_buffer_run_is_seeded() -> None:
@@ -523,7 +525,7 @@ def test_device_update_reads_nothing_on_the_host(arm: str, monkeypatch: pytest.M
     learner.update(0.5)  # warm up (optimiser state)
     with _HostReads() as mode:
         learner.update(0.5)
-    if arm in ("per", "per-laber"):
+    if arm in PER_ARMS:
         assert sorted(set(mode.reads)) == ["as_tensor", "cpu", "numpy"]
     else:
         assert mode.reads == []

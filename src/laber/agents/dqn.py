@@ -33,6 +33,13 @@ Arms (``ARMS``), with ``B`` the batch size and ``m`` LaBER's multiplier:
   ``w = mean(q) / q_j``, unbiased for the large batch's mean gradient).
 * ``per-laber``: the paper's combination: the ``m*B`` rows are drawn from the prioritized buffer, sub-sampled by
   LaBER, weighted by the product of the PER and LaBER weights, and all ``m*B`` priorities are written back.
+* ``ger``: the paper's gradient experience replay: ``per`` with the drawn rows' priorities set to the exact
+  per-sample gradient norms ``||∇_θ l_i|| = |dl/dq| ||∇_θ Q_θ(s_i, a_i)||`` instead of ``|delta|`` (same
+  ``alpha``, ``beta`` and ``eps``; ``laber.agents.gradient_norms``).
+* ``laber-exact``: ``laber-mean`` with the exact per-sample gradient norms of the ``m*B`` rows as priorities
+  instead of the surrogate: the sampling distribution the paper shows minimises the sub-batch's gradient
+  variance, at the cost of one more forward and backward pass over the large batch (without materialising any
+  per-sample gradient).
 
 For the large-batch LaBER arms, the ``m*B`` rows go through the networks once without gradients (the online network
 on states and next states in one pass, the target network on next states), which gives the targets and surrogate
@@ -65,7 +72,7 @@ import importlib
 import math
 import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +80,7 @@ import numpy as np
 
 from laber._optional import require
 from laber._validation import check_nonnegative_float, check_positive_int
+from laber.agents.gradient_norms import GradientNorms
 
 if TYPE_CHECKING:
     import torch
@@ -90,10 +98,20 @@ __all__ = [
     "train",
 ]
 
-ARMS: tuple[str, ...] = ("uniform", "uniform-large", "per", "laber-mean", "laber-lazy", "laber-max", "per-laber")
+ARMS: tuple[str, ...] = (
+    "uniform",
+    "uniform-large",
+    "per",
+    "laber-mean",
+    "laber-lazy",
+    "laber-max",
+    "per-laber",
+    "ger",
+    "laber-exact",
+)
 LOSSES: tuple[str, ...] = ("huber", "mse")
-_LARGE_ARMS = frozenset({"uniform-large", "laber-mean", "laber-lazy", "laber-max", "per-laber"})
-_PER_ARMS = frozenset({"per", "per-laber"})
+_LARGE_ARMS = frozenset({"uniform-large", "laber-mean", "laber-lazy", "laber-max", "per-laber", "laber-exact"})
+_PER_ARMS = frozenset({"per", "per-laber", "ger"})
 _DEVICE_DEFAULTS: dict[str, object] = {"device": "cpu", "device_buffer": False}
 
 
@@ -328,6 +346,11 @@ class _Uniform:
     def feedback(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> None:
         return None
 
+    def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Called once by the learner with the online network's ``(weight, bias)`` pairs (used by ``ger`` and
+        ``laber-exact``, whose priorities are the network's per-sample gradient norms)."""
+        return None
+
 
 class _LaBER(_Uniform):
     """``laber-*``: draw ``m*B`` uniformly, sub-sample ``B`` in proportion to the surrogate priority."""
@@ -382,6 +405,39 @@ class _PERLaBER(_PER):
         return positions, weights * per_weights.take(positions)
 
 
+class _GER(_PER):
+    """``ger``: ``per`` whose priorities are the exact per-sample loss gradient norms of the drawn rows."""
+
+    def __init__(self, buffer: Any, config: DQNConfig) -> None:
+        super().__init__(buffer, config)
+        self.norms = GradientNorms(config.loss)
+
+    def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.norms.bind(layers)
+
+    def feedback(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> None:
+        norms = self.norms.host(batch["obs"], batch["act"], td)
+        self.buffer.update_priorities(batch["indexes"], norms.astype(np.float64))
+
+
+class _LaBERExact(_Uniform):
+    """``laber-exact``: ``m*B`` rows uniformly, ``B`` sub-sampled by LaBER-mean on their exact gradient norms."""
+
+    prescore = True
+
+    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+        super().__init__(buffer, config.m * config.batch_size)
+        self.subsample = _SubSampler(config, seeds, "mean")
+        self.norms = GradientNorms(config.loss)
+
+    def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.norms.bind(layers)
+
+    def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        out = self.subsample.laber(priorities=self.norms.host(batch["obs"], batch["act"], td))
+        return out["indexes"], out["weights"]
+
+
 # The device path: the same arms on tensors of the buffer's device (``DQNConfig.on_device``).
 class _DeviceUniform:
     """``uniform`` and ``uniform-large`` on a device buffer: ``_Uniform``'s protocol on device tensors.
@@ -407,6 +463,10 @@ class _DeviceUniform:
         return None, None
 
     def feedback(self, td: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
+        return None
+
+    def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """As ``_Uniform.bind``."""
         return None
 
 
@@ -464,6 +524,41 @@ class _DevicePERLaBER(_DevicePER):
         return positions, weights * per_weights.index_select(0, positions)
 
 
+class _DeviceGER(_DevicePER):
+    """``ger`` on a device buffer: the gradient norms computed there, then written back (a sync, as ``per``)."""
+
+    def __init__(self, buffer: Any, config: DQNConfig) -> None:
+        super().__init__(buffer, config)
+        self.norms = GradientNorms(config.loss)
+
+    def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.norms.bind(layers)
+
+    def feedback(self, td: torch.Tensor, batch: dict[str, torch.Tensor]) -> None:
+        norms = self.norms.tensor(batch["obs"], batch["act"], td)
+        self.buffer.update_priorities(batch["indexes"], norms.double())  # the host synchronisation
+
+
+class _DeviceLaBERExact(_DeviceUniform):
+    """``laber-exact`` on a device buffer: gradient norms and LaBER's draw on the device (no host read)."""
+
+    prescore = True
+
+    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+        super().__init__(buffer, config.m * config.batch_size)
+        self.subsample = _SubSampler(config, seeds, "mean", tensors=True)
+        self.norms = GradientNorms(config.loss)
+
+    def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.norms.bind(layers)
+
+    def select(
+        self, td: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        out = self.subsample.laber(priorities=self.norms.tensor(batch["obs"], batch["act"], td))
+        return out["indexes"], out["weights"]
+
+
 def _buffer_class(name: str) -> Any:
     module = importlib.import_module("laber")
     cls = getattr(module, name, None)
@@ -508,6 +603,10 @@ def _make_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _Uniform:
         return _PER(buffer, config)
     if config.arm == "per-laber":
         return _PERLaBER(buffer, config, seeds)
+    if config.arm == "ger":
+        return _GER(buffer, config)
+    if config.arm == "laber-exact":
+        return _LaBERExact(buffer, config, seeds)
     return _LaBER(buffer, config, seeds)
 
 
@@ -518,6 +617,10 @@ def _make_device_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _Devi
         return _DevicePER(buffer, config)
     if config.arm == "per-laber":
         return _DevicePERLaBER(buffer, config, seeds)
+    if config.arm == "ger":
+        return _DeviceGER(buffer, config)
+    if config.arm == "laber-exact":
+        return _DeviceLaBERExact(buffer, config, seeds)
     return _DeviceLaBER(buffer, config, seeds)
 
 
@@ -602,6 +705,7 @@ class _Learner(_Networks):
     def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _Uniform) -> None:
         super().__init__(config, n_obs, n_actions)
         self.sampler = sampler
+        sampler.bind(self.online_layers)
 
     def act(self, obs: np.ndarray) -> int:
         with self.torch.inference_mode():
@@ -687,6 +791,7 @@ class _DeviceLearner(_Networks):
     def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _DeviceUniform) -> None:
         super().__init__(config, n_obs, n_actions, config.device)
         self.sampler = sampler
+        sampler.bind(self.online_layers)
 
     def _states(self, obs: np.ndarray) -> torch.Tensor:
         states: torch.Tensor = self.torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
@@ -886,6 +991,8 @@ def train(
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 250,
     buffer_factory: Callable[[DQNConfig, tuple[int, ...], np.random.Generator], Any] | None = None,
+    on_snapshot: Callable[[int, Any, Any, Any], None] | None = None,
+    snapshot_steps: Collection[int] = (),
 ) -> RunResult:
     """Train the reference DQN for ``config.steps`` environment steps and return its evaluation curve.
 
@@ -902,6 +1009,11 @@ def train(
     synchronises). The updates themselves never wait for the device; to time them, ``train`` waits for it
     after each update on an accelerator (``torch.cuda.synchronize``), so that ``seconds_per_update`` counts the
     device's work rather than its launch (the next step's ``act`` and ``add`` wait for the device anyway).
+
+    ``on_snapshot(step, online, target, buffer)`` is called at the end of each step in ``snapshot_steps`` (after
+    that step's update, target sync and evaluation) with the online and target networks (``torch.nn.Module``)
+    and the replay buffer, for measurements such as ``laber variance``'s. It must change none of them and draw
+    nothing from the buffer's generator (read rows with ``get_all_transitions()``), or the run changes.
     """
     check_trainable(config)
     device = check_device(config.device)
@@ -928,6 +1040,7 @@ def train(
         eval_rng = np.random.default_rng(seeds.eval)
         env.action_space.seed(int(explore.integers(2**31)))
         result = RunResult(config=config)
+        snapshots = frozenset(int(s) for s in snapshot_steps)
 
         def evaluate(step: int) -> None:
             value = _evaluate(learner, eval_envs, eval_rng)
@@ -968,6 +1081,8 @@ def train(
                 learner.sync_target()
             if step % config.eval_every == 0 or step == config.steps:
                 evaluate(step)
+            if on_snapshot is not None and step in snapshots:
+                on_snapshot(step, learner.online, learner.target, buffer)
             pending += 1
             if on_progress is not None and pending >= progress_every:
                 on_progress(pending)
