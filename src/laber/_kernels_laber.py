@@ -8,7 +8,8 @@ same indexes and weights, bit for bit, from the same uniforms:
   ``np.add.accumulate`` does; ``total = cdf[-1]``, and ``mean(q)`` is ``total / N`` on both paths (not numpy's
   pairwise ``np.mean``).
 * ``v_b = u_b * total`` and the position ``searchsorted(cdf, v_b, side="right")``, the number of prefix sums
-  ``<= v_b``: here a branch-free binary search, one step for the whole batch at a time.
+  ``<= v_b``: here a binary search free of branches (arithmetic on the sign of ``v_b - cdf_k``), one step for
+  the whole batch at a time.
 * The numpy path sorts the uniforms (``shuffle=False``) and returns ascending positions; since the search is
   monotone, sorting the positions instead gives the same array, here by a counting sort (no comparisons).
 * Weights as numpy computes ``np.divide(a, q_j, dtype=w.dtype)``: for float32 weights both operands are
@@ -20,6 +21,8 @@ not check bounds): the caller validates shapes, dtypes and the total first.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -47,25 +50,37 @@ def _cumulate(p: np.ndarray, eps: float, cdf: np.ndarray) -> float:
 def _search(cdf: np.ndarray, v: np.ndarray, pos: np.ndarray) -> None:
     """``pos[b] = searchsorted(cdf, v[b], side="right")`` for a non-decreasing ``cdf``, clipped to ``N - 1``.
 
-    Binary lifting: ``pos`` grows by each power of two, largest first, while ``cdf[pos + step - 1] <= v``. The
-    select form (not ``&``) keeps it free of branches, whose mispredictions would cost more than the search.
+    Binary lifting: ``pos`` grows by each power of two, largest first, while ``cdf[pos + step - 1] <= v``. With
+    ``P`` the largest power of two ``<= N``, a first step of ``N - P`` (when ``N`` is not a power of two)
+    leaves ``P`` candidates, which steps ``P/2, ..., 1`` cover without reading past ``cdf[N - 2]``: no clamp in
+    the loop, and a count of ``N`` (``v >= total``) comes out as ``N - 1``, the clip.
+
+    The test is arithmetic, not a comparison: ``copysign(h, v - c)`` is ``+h`` exactly when ``c <= v`` (for
+    finite ``c, v >= 0`` the difference is ``+0.0`` on a tie and negative only when ``c > v``), so the step
+    taken is ``h + copysign(h, v - c)`` with ``h = step / 2``. A comparison, even written as a select, is
+    compiled to a branch that random uniforms mispredict half the time: 16 us instead of 3 us for 256 draws
+    from 1024 (measured).
     """
     n = cdf.shape[0]
     batch = v.shape[0]
-    for b in range(batch):
-        pos[b] = 0
     step = 1
     while step * 2 <= n:
         step *= 2
-    while step > 0:
+    first = n - step
+    if first > 0:
+        c = cdf[first - 1]
         for b in range(batch):
-            j = pos[b] + step
-            here = pos[b]
-            pos[b] = j if cdf[min(j, n) - 1] <= v[b] else here
+            pos[b] = int(0.5 + math.copysign(0.5, v[b] - c)) * first
+    else:
+        for b in range(batch):
+            pos[b] = 0
+    step >>= 1
+    while step > 0:
+        half = 0.5 * step
+        off = step - 1
+        for b in range(batch):
+            pos[b] += int(half + math.copysign(half, v[b] - cdf[pos[b] + off]))
         step >>= 1
-    last = n - 1
-    for b in range(batch):  # v < total, so pos <= N - 1 already; the clip only guards memory
-        pos[b] = min(pos[b], last)
 
 
 _search_jit = numba.njit(cache=True, nogil=True)(_search)

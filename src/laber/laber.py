@@ -67,6 +67,8 @@ _INF = float("inf")
 _MIN = np.minimum.reduce
 _ACCUMULATE = np.add.accumulate  # the prefix sum of q.cumsum(), with less dispatch
 _INTP_IS_INT64 = np.dtype(np.intp) == np.dtype(np.int64)
+_EMPTY = np.empty
+_INT64 = np.dtype(np.int64)
 # Priority dtypes the numba kernels take (native byte order only: a dtype compares equal to its own byte order),
 # mapped to the weights' dtype.
 _KERNEL_WEIGHTS: dict[np.dtype[Any], np.dtype[Any]] = {np.dtype(t): np.dtype(t) for t in (np.float32, np.float64)}
@@ -164,12 +166,12 @@ def _draw_numpy(
         if kernel_w_dtype is not None:
             # The same draw compiled (laber._kernels_laber): one pass checks the values and sums, the uniforms
             # are drawn here (only once the values are known good), a second pass searches and weights.
-            cdf = np.empty(p.shape[0])
+            cdf = _EMPTY(p.shape[0])
             total = k.cumulate(p, eps, cdf)
             if not 0.0 < total < _INF:
                 raise ValueError(_bad_priorities_message(p, eps))
-            idx = np.empty(batch_size, np.int64)
-            w = np.empty(batch_size, kernel_w_dtype)
+            idx = _EMPTY(batch_size, _INT64)
+            w = _EMPTY(batch_size, kernel_w_dtype)
             k.draw(p, eps, cdf, rng.random(batch_size), opts.mode, idx, w)
             return idx, w
     size = p.shape[0]
