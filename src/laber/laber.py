@@ -68,6 +68,7 @@ _MIN = np.minimum.reduce
 _ACCUMULATE = np.add.accumulate  # the prefix sum of q.cumsum(), with less dispatch
 _INTP_IS_INT64 = np.dtype(np.intp) == np.dtype(np.int64)
 _EMPTY = np.empty
+_NDARRAY = np.ndarray
 _INT64 = np.dtype(np.int64)
 # Priority dtypes the numba kernels take (native byte order only: a dtype compares equal to its own byte order),
 # mapped to the weights' dtype.
@@ -365,6 +366,7 @@ class _LaBER:
         batch_size = check_positive_int(batch_size, "batch_size")
         m = check_positive_int(m, "m")
         self._opts = _Options.checked(self.variant, eps, check_values, shuffle)
+        self._eps, self._mode = self._opts.eps, self._opts.mode  # read on every call
         self._batch_size = batch_size
         self._m = m
         self._n = batch_size * m
@@ -408,25 +410,45 @@ class _LaBER:
             ValueError, TypeError: on bad input, naming the argument; nothing is drawn then.
         """
         p, n = priorities, self._n
-        if type(p) is np.ndarray and p.ndim == 1 and p.shape[0] == n and p.dtype.kind in "fiu":
+        if type(p) is np.ndarray and p.ndim == 1 and p.shape[0] == n:
             # Fast path for the common call (numpy priorities and extras); anything unusual takes the general
             # path below, which owns the conversions and error messages. Validation still precedes the draw.
-            if not arrays:
-                idx, w = _draw_numpy(p, self._batch_size, self._opts, self._rng)
-                return {"weights": w, "indexes": idx}
-            for key, value in arrays.items():
-                if type(value) is not np.ndarray or not value.ndim or value.shape[0] != n or key in _RESERVED:
+            for value in arrays.values() if _RESERVED.isdisjoint(arrays) else (None,):
+                if type(value) is not _NDARRAY or not value.ndim or value.shape[0] != n:
                     break
             else:
-                idx, w = _draw_numpy(p, self._batch_size, self._opts, self._rng)
-                out = {key: value.take(idx, axis=0) for key, value in arrays.items()}
+                k = _accel.kernels("laber")
+                w_dtype = None if k is None else _KERNEL_WEIGHTS.get(p.dtype)
+                if w_dtype is not None:
+                    # _draw_numpy's compiled branch, inline (this call is the hot path of every LaBER update)
+                    eps = self._eps
+                    cdf = _EMPTY(n)
+                    total = k.cumulate(p, eps, cdf)
+                    if not 0.0 < total < _INF:
+                        raise ValueError(_bad_priorities_message(p, eps))
+                    batch_size = self._batch_size
+                    idx = _EMPTY(batch_size, _INT64)
+                    w = _EMPTY(batch_size, w_dtype)
+                    k.draw(p, eps, cdf, self._rng.random(batch_size), self._mode, idx, w)
+                elif p.dtype.kind in "fiu":
+                    idx, w = _draw_numpy(p, self._batch_size, self._opts, self._rng)
+                else:
+                    return self._general(priorities, arrays)
+                if not arrays:
+                    return {"weights": w, "indexes": idx}
+                out: dict[str, Any] = {}
+                for key, value in arrays.items():  # (a loop, not a comprehension: no extra frame)
+                    out[key] = value.take(idx, 0)  # 0: axis (slower as a keyword)
                 out["weights"] = w
                 out["indexes"] = idx
                 return out
+        return self._general(priorities, arrays)
+
+    def _general(self, priorities: Any, arrays: Mapping[str, Any]) -> dict[str, Any]:
         return _subsample(
             priorities,
             self._batch_size,
-            n,
+            self._n,
             self._opts,
             self._rng,
             self._torch_generators,
