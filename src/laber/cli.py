@@ -3,6 +3,7 @@
     laber run --env CartPole-v1 --arm laber-mean --seed 0 --steps 50000
     laber compare --env CartPole-v1 --arms uniform,per,laber-mean --seeds 5 --steps 50000 --jobs 2 --out runs/X
     laber report --out runs/X
+    laber variance --env CartPole-v1 --arm uniform --snapshots 3000,10000,30000 --m 1,2,4,8 --out runs/V
 
 Bad arguments are argparse usage errors (exit status 2) naming the argument, raised before anything is trained or
 written: among them an ``--env`` the reference DQN cannot train on, a run that would end before its first update,
@@ -32,6 +33,7 @@ examples:
   laber run --env CartPole-v1 --arm laber-mean --seed 0 --steps 50000
   laber compare --env CartPole-v1 --arms uniform,per,laber-mean --seeds 5 --steps 50000 --jobs 2 --out runs/X
   laber report --out runs/X --smooth 3
+  laber variance --env CartPole-v1 --arm uniform --snapshots 3000,10000,30000 --m 1,2,4,8 --out runs/V
 
 'laber COMMAND --help' lists the options of each command, with their defaults."""
 
@@ -139,6 +141,16 @@ def _arm_list(text: str) -> list[str]:
     return arms
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}") from None
+    if any(v <= 0 for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"must be distinct positive integers, got {text!r}")
+    return values
+
+
 def _out_dir(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"must name a directory, got {text!r}")
@@ -180,7 +192,7 @@ _HYPER: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
 )
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
     parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id (default: CartPole-v1)")
     parser.add_argument("--steps", type=_positive_int, default=_DEFAULTS["steps"], help="environment steps per run")
     parser.add_argument(
@@ -192,6 +204,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
     group = parser.add_argument_group("agent settings (defaults: laber.agents.DQNConfig)")
     for flag, name, kind, text in _HYPER:
+        if flag in skip:
+            continue
         shown = f"{text} (default: {_show(_DEFAULTS[name])})"
         if flag == "--loss":
             group.add_argument(flag, choices=("huber", "mse"), default=None, help=shown)
@@ -223,7 +237,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         prog="laber", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_HelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"laber {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report,variance}")
     arms = ", ".join(_ARMS)
 
     run = sub.add_parser(
@@ -292,7 +306,34 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         metavar="ARM",
         help="the arm drawn in grey on every panel (default: uniform when it has runs)",
     )
-    return parser, {"run": run, "compare": cmp_, "report": rep}
+    var = sub.add_parser(
+        "variance",
+        help="train one run, snapshot it, and measure its gradient estimators' bias and variance",
+        description="Train one run of the reference DQN; at each snapshot, measure on a population of buffer rows "
+        "the bias and trace variance of uniform, LaBER and importance-sampled mini-batch gradients (exact "
+        "per-sample gradients, Monte Carlo draws) against the closed form; write variance.json and variance.png "
+        "to --out (see docs/variance.md).",
+        formatter_class=_HelpFormatter,
+    )
+    _add_common(var, skip=frozenset({"--m"}))
+    var.set_defaults(steps=None)
+    var.add_argument("--arm", type=_arm, default="uniform", metavar="ARM", help=f"the arm trained, one of: {arms}")
+    var.add_argument("--seed", type=_nonnegative_int, default=0, help="the run's one seed")
+    var.add_argument(
+        "--snapshots", type=_int_list, required=True, help="comma-separated steps to measure at (required)"
+    )
+    var.add_argument(
+        "--m", dest="ms", type=_int_list, default=[1, 2, 4, 8], metavar="MS", help="the multipliers m measured"
+    )
+    var.add_argument(
+        "--train-m", dest="m", type=_positive_int, default=None, metavar="M", help="--m of the trained arm"
+    )
+    var.add_argument("--draws", type=_positive_int, default=4000, help="Monte Carlo draws per estimator")
+    var.add_argument("--population", type=_positive_int, default=4096, help="buffer rows measured per snapshot")
+    var.add_argument("--measure-seed", type=_nonnegative_int, default=0, help="seed of the measurement's draws")
+    var.add_argument("--out", type=_out_dir, required=True, help="output directory (required)")
+    var.epilog = "--steps defaults to the last snapshot."
+    return parser, {"run": run, "compare": cmp_, "report": rep, "variance": var}
 
 
 def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
@@ -300,8 +341,8 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: 
     dqn = _require_or_usage(parser, "laber.agents.dqn", "the reference DQN")
     _require_or_usage(parser, "torch", "the reference DQN")
     gym = _require_or_usage(parser, "gymnasium", "the reference DQN")
-    if args.command == "compare":
-        _require_or_usage(parser, "matplotlib", "the compare's plot")
+    if args.command in ("compare", "variance"):
+        _require_or_usage(parser, "matplotlib", f"the {args.command}'s plot")
     if args.env not in gym.envs.registry:
         parser.error(f"argument --env: unknown gymnasium environment {args.env!r}")
     values: dict[str, Any] = {"env_id": args.env, "steps": args.steps, **extra}
@@ -352,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(parser, args)
         if args.command == "run":
             return _run(parser, args)
+        if args.command == "variance":
+            return _variance(parser, args)
         return _compare(parser, args)
     except KeyboardInterrupt:  # Ctrl-C: no traceback; the progress display has been closed on the way out
         sys.stderr.write(
@@ -431,6 +474,44 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     print(
         f"trained {result['trained']} runs, kept {result['skipped']} (in {format_duration(result['seconds'])}); "
         f"wrote {result['plot']} and {result['summary']}"
+    )
+    return 0
+
+
+def _variance(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.draws < 2 or args.population < 2:
+        parser.error(f"arguments --draws and --population must be >= 2, got {args.draws} and {args.population}")
+    if args.steps is None:
+        args.steps = max(args.snapshots)
+    elif max(args.snapshots) > args.steps:
+        parser.error(f"argument --snapshots: every snapshot must be <= --steps {args.steps}, got {args.snapshots}")
+    config = _config(parser, args, arm=args.arm, seed=args.seed)
+    from laber.experiments.runs import OutDirError
+    from laber.experiments.variance import JSON_NAME, PLOT_NAME, check_variance_dir, run_variance
+
+    try:
+        check_variance_dir(args.out)
+    except OutDirError as exc:
+        parser.error(f"argument --out: {exc}")
+
+    def log(line: str) -> None:
+        if not args.no_progress:
+            sys.stderr.write(f"laber variance: {line}\n")
+            sys.stderr.flush()
+
+    data = run_variance(
+        config,
+        args.out,
+        snapshots=args.snapshots,
+        ms=args.ms,
+        draws=args.draws,
+        population=args.population,
+        seed=args.measure_seed,
+        log=log,
+    )
+    print(
+        f"measured {len(data['snapshots'])} snapshots of {args.arm} on {args.env} in {data['seconds']:.0f} s; "
+        f"wrote {args.out / JSON_NAME} and {args.out / PLOT_NAME}"
     )
     return 0
 
