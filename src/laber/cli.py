@@ -60,7 +60,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         default = action.default
         if "(default" in text or default is None or default is argparse.SUPPRESS or isinstance(default, bool):
             return text
-        shown = ",".join(default) if isinstance(default, list) else "%(default)s"
+        shown = ",".join(str(d) for d in default) if isinstance(default, list) else "%(default)s"
         return f"{text} (default: {shown})"
 
 
