@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import laber.buffers
 from laber import PrioritizedReplayBuffer, ReplayBuffer
 
 pytestmark = pytest.mark.usefixtures("storage_backend")  # every storage backend (tests/conftest.py)
@@ -37,6 +38,16 @@ def _fast_switching() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(old)
+
+
+@pytest.fixture(params=["locked", "unlocked"])
+def gathers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Samples gather under the lock (small batches, the default) or every gather runs outside it, as large
+    ones do (``laber.buffers.UNLOCKED_GATHER_BYTES`` set to 0)."""
+    mode: str = request.param
+    if mode == "unlocked":
+        monkeypatch.setattr(laber.buffers, "UNLOCKED_GATHER_BYTES", 0, raising=False)
+    return mode
 
 
 def _make(kind: str, size: int) -> ReplayBuffer:
@@ -102,7 +113,7 @@ def _run(threads: list[Callable[[], None]]) -> None:
 
 
 @pytest.mark.parametrize("kind", ["plain", "next_of", "nstep", "per"])
-def test_writers_sampler_and_updater_at_once(kind: str, backend: str) -> None:
+def test_writers_sampler_and_updater_at_once(kind: str, backend: str, gathers: str) -> None:
     nstep = kind == "nstep"
     rb = _make(kind, WRITERS * STEPS + 16)
     done = threading.Event()
@@ -160,7 +171,7 @@ def test_writers_sampler_and_updater_at_once(kind: str, backend: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["plain", "next_of", "per"])
-def test_writers_and_sampler_through_wrap_around(kind: str, backend: str) -> None:
+def test_writers_and_sampler_through_wrap_around(kind: str, backend: str, gathers: str) -> None:
     """A buffer much smaller than what is added: rows are overwritten all the time, never torn."""
     rb = _make(kind, 97)
     done = threading.Event()
@@ -210,3 +221,125 @@ def test_save_while_adding_writes_a_consistent_checkpoint(tmp_path: Any) -> None
         got = copy.get_all_transitions()
         _check_rows(got, nstep=False)
         np.testing.assert_array_equal(got["act"].reshape(-1), np.arange(len(copy)))  # a prefix of the adds
+
+
+# ------------------------------------------------------------------------------------- gathers outside the lock
+class _Interrupted(ReplayBuffer):
+    """Runs ``during(self)`` once, right after the first gather of a sample: what a writer thread could do while
+    an unlocked gather runs (the RLock is re-entrant, so this thread may add meanwhile)."""
+
+    during: Callable[[ReplayBuffer], None] | None = None
+
+    def _gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        out = super()._gather(indices)
+        during, self.during = self.during, None
+        if during is not None:
+            during(self)
+        return out
+
+
+def _skip_on_device(storage_backend: str) -> None:
+    if storage_backend == "device":
+        pytest.skip("a device buffer gathers under its lock (torch ops, asynchronous on an accelerator)")
+
+
+def _interrupted(size: int) -> _Interrupted:
+    return _Interrupted(
+        size,
+        {"obs": {"shape": OBS}, "act": {"dtype": np.int64}, "rew": {"dtype": np.float64}, "next_obs": {"shape": OBS}},
+        rng=0,
+    )
+
+
+def test_rows_written_during_an_unlocked_gather_are_read_again(
+    monkeypatch: pytest.MonkeyPatch, storage_backend: str
+) -> None:
+    _skip_on_device(storage_backend)
+    """Rows overwritten while the gather ran (here: torn on purpose in the gathered copy) are read again under
+    the lock; the others keep what the gather read."""
+    monkeypatch.setattr(laber.buffers, "UNLOCKED_GATHER_BYTES", 0, raising=False)
+    rb = _interrupted(50)
+    rb.add(**_row(0, np.arange(50)))  # full: the next adds overwrite ring positions 0, 1, ...
+    seen: dict[str, np.ndarray] = {}
+
+    def overwrite(buffer: ReplayBuffer) -> None:
+        buffer.add(**_row(1, np.arange(20)))  # positions 0 .. 19 now hold writer 1's rows
+
+    rb.during = overwrite
+    original = _Interrupted._gather
+
+    def gather_then_tear(self: _Interrupted, indices: np.ndarray) -> dict[str, np.ndarray]:
+        first = self.during is not None
+        out = original(self, indices)
+        if first:  # what an overlapping write could leave in the copy: new obs, old reward
+            hit = indices < 20
+            out["obs"][hit] = -1.0
+            seen["hit"] = hit.copy()
+        return out
+
+    monkeypatch.setattr(_Interrupted, "_gather", gather_then_tear)
+    batch = rb.sample(400)
+    assert seen["hit"].any() and not seen["hit"].all()
+    _check_rows(batch, nstep=False)  # every row whole
+    tags = batch["act"].reshape(-1)
+    np.testing.assert_array_equal(tags[seen["hit"]] // 10**6, 1)  # the overwritten rows: as they are now
+    np.testing.assert_array_equal(tags[~seen["hit"]], batch["indexes"][~seen["hit"]])  # the others: as drawn
+
+
+def test_a_clear_during_an_unlocked_gather_draws_again(monkeypatch: pytest.MonkeyPatch, storage_backend: str) -> None:
+    _skip_on_device(storage_backend)
+    monkeypatch.setattr(laber.buffers, "UNLOCKED_GATHER_BYTES", 0, raising=False)
+    rb = _interrupted(50)
+    rb.add(**_row(0, np.arange(50)))
+
+    def clear_and_refill(buffer: ReplayBuffer) -> None:
+        buffer.clear()
+        buffer.add(**_row(2, np.arange(5)))
+
+    rb.during = clear_and_refill
+    batch = rb.sample(300)
+    _check_rows(batch, nstep=False)
+    assert (batch["indexes"] < 5).all()  # drawn again from the 5 rows stored now
+    np.testing.assert_array_equal(batch["act"].reshape(-1), 2 * 10**6 + batch["indexes"])
+
+
+@pytest.mark.parametrize("per", [False, True])
+def test_writers_proceed_while_a_large_gather_runs(per: bool, storage_backend: str) -> None:
+    """A learner's large gather no longer holds the lock: a writer's add completes while it runs (before,
+    the add waited for the gather, which here waits for the add: the test would time out)."""
+    _skip_on_device(storage_backend)
+    width = 4096  # 16 KiB rows: a batch of 64 moves 1 MiB, above laber.buffers.UNLOCKED_GATHER_BYTES
+    env = {"obs": {"shape": width}, "act": {"dtype": np.int64}}
+    base = PrioritizedReplayBuffer if per else ReplayBuffer
+    added = threading.Event()
+    entered = threading.Event()
+
+    class Slow(base):  # type: ignore[valid-type, misc]
+        waits = 1
+
+        def _gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+            out: dict[str, np.ndarray] = super()._gather(indices)
+            if self.waits:
+                self.waits = 0
+                entered.set()
+                if not added.wait(timeout=30):
+                    raise RuntimeError("the writer's add did not complete while the gather ran")
+            return out
+
+    rb = Slow(100, env, rng=0)
+    rb.add(obs=np.zeros((100, width), np.float32), act=np.arange(100))
+
+    def writer() -> None:
+        if not entered.wait(timeout=30):
+            raise RuntimeError("the sample never started its gather")
+        rb.add(obs=np.ones(width, np.float32), act=-1)
+        added.set()
+
+    results: list[dict[str, np.ndarray]] = []
+    _run([writer, lambda: results.append(rb.sample(64))])
+    batch = results[0]
+    batch["act"] = batch["act"].reshape(-1)
+    overwritten = batch["indexes"] == 0  # the add went to ring position 0: read again, as it is now
+    np.testing.assert_array_equal(batch["act"][overwritten], -1)
+    np.testing.assert_array_equal(batch["act"][~overwritten], batch["indexes"][~overwritten])
+    np.testing.assert_array_equal(batch["obs"][:, 0], np.where(overwritten, 1.0, 0.0))

@@ -30,6 +30,13 @@ from laber.storage.records import record_dtype
 __all__ = ["ReplayBuffer"]
 
 
+UNLOCKED_GATHER_BYTES = 1 << 18
+"""A sample gathering at least this many bytes of rows (256 KiB: ``B = 256`` rows of 1 KiB) gathers them
+outside the buffer's lock, so that writers are not held up by a learner's large batches (see
+``ReplayBuffer._gather_unlocked``); smaller gathers stay under the lock, where they cost less than taking it
+twice."""
+
+
 def _choose_storage(storage: object, mmap_prefix: object, device: object = None) -> Storage:
     given = {
         k: v for k, v in {"storage": storage, "mmap_prefix": mmap_prefix, "device": device}.items() if v is not None
@@ -110,8 +117,12 @@ class ReplayBuffer:
     (a ``threading.RLock``, or a process-shared lock for shared storage) from its first write or read of the rows
     to its last (``add`` validates before taking it), so no call observes or leaves a
     half-written row, a row counted but not yet written, or a tree behind its rows, and no row is lost. Calls
-    are therefore serialised: ``add`` of one transition holds it for a few microseconds, ``sample(B)`` for the
-    gather of ``B`` rows, ``save_checkpoint``/``load_checkpoint`` for the whole file write/read. Arrays
+    are serialised but for two parts that run outside the lock: ``add``'s validation, and the gather of a large
+    sample (at least ``UNLOCKED_GATHER_BYTES`` of host rows, without ``next_of``/``stack_compress``): writers go
+    on while a learner copies its batch, and the rows they overwrote meanwhile are gathered again under the lock
+    (``_gather_unlocked``), so each sampled row is whole, as it was when drawn or as it is now. ``add`` of one
+    transition holds the lock for a few microseconds, ``sample(B)`` for its draw (and a small gather),
+    ``save_checkpoint``/``load_checkpoint`` for the whole file write/read. Arrays
     returned to the caller are fresh and may be used after the lock is released. Across processes, see
     the multi-process buffers (not this class).
 
@@ -188,10 +199,13 @@ class ReplayBuffer:
         self._layout(stored_fields)
         self._checkpoint_record = record_dtype(stored_fields)  # the host layout, also of a device buffer's files
         self._counters = (
-            self._storage.allocate("counters", (2,), np.dtype(np.int64), 0) if self._storage.shared else None
+            self._storage.allocate("counters", (3,), np.dtype(np.int64), 0) if self._storage.shared else None
         )
         self._next = 0
         self._stored = 0
+        self._written = 0  # ring positions written since creation; clear and load count a whole ring
+        # a large gather may run outside the lock (rows only: next_of and stack_compress read side stores too)
+        self._unlocked_gathers = not self._storage.on_device and self._next_of is None and self._stack is None
         self._episode_len = 0
         self._watch_rows = type(self)._on_rows_written is not ReplayBuffer._on_rows_written
 
@@ -251,20 +265,22 @@ class ReplayBuffer:
         self._rows = self._storage.rows(fields, self._size, self._schema.hidden)
         self._cols = self._rows.columns
         self._record_names: tuple[str, ...] = tuple(self._cols)
+        self._row_bytes = 0  # bytes of one stored record on the host (0 on a device)
         if not self._storage.on_device:  # the record array, for checkpoints
             self._record = self._rows.record
             self._store = self._rows.store
+            self._row_bytes = self._record.itemsize
 
     # ------------------------------------------------------------------------------------------- sharing
     def _sync_in(self) -> None:
         """Shared storage, lock just taken: load the scalars other processes may have changed."""
         if self._counters is not None:
-            self._next, self._stored = int(self._counters[0]), int(self._counters[1])
+            self._next, self._stored, self._written = (int(c) for c in self._counters)
 
     def _sync_out(self) -> None:
         """Shared storage, lock about to be released: publish the scalars."""
         if self._counters is not None:
-            self._counters[0], self._counters[1] = self._next, self._stored
+            self._counters[:] = self._next, self._stored, self._written
 
     def close(self) -> None:
         """Release the storage (shared memory is unlinked by the process that created it; mmap files are
@@ -339,6 +355,7 @@ class ReplayBuffer:
         start = self._next
         links = self._next_of
         stack = self._stack
+        self._written += rows
         if rows == 1 and links is None and stack is None:  # one transition: one record assignment, values as they are
             self._rows.put_one(start, arrays)
             self._next = (start + 1) % size
@@ -412,14 +429,60 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> dict[str, np.ndarray]:
         """Draw ``batch_size`` stored rows uniformly with replacement: fresh arrays per field, plus ``indexes``.
 
-        Holds the buffer's lock while it draws and gathers."""
+        Holds the buffer's lock while it draws; a large gather runs outside it (see ``_gather_unlocked``)."""
         batch_size = check_positive_int(batch_size, "batch_size")
+        unlocked = True
+        while True:
+            with self._lock:
+                if self._stored == 0:
+                    raise ValueError("cannot sample from an empty buffer: add transitions first")
+                idx = self._sample_indices(batch_size)
+                mark = self._gather_mark(batch_size) if unlocked else None
+                if mark is None:
+                    out = self._gather(idx)
+            if mark is not None:
+                gathered = self._gather_unlocked(idx, mark)
+                if gathered is None:  # cleared or loaded meanwhile: draw again, all under the lock
+                    unlocked = False
+                    continue
+                out = gathered
+            out["indexes"] = idx
+            return out
+
+    def _gather_mark(self, rows: int) -> tuple[int, int] | None:
+        """Lock held: ``(next, written)`` if a gather of ``rows`` rows should run outside the lock, else None.
+
+        It should when the rows are host records without side stores and the gather moves at least
+        ``UNLOCKED_GATHER_BYTES`` (smaller gathers take less time than taking the lock a second time)."""
+        if self._unlocked_gathers and rows * self._row_bytes >= UNLOCKED_GATHER_BYTES:
+            return self._next, self._written
+        return None
+
+    def _gather_unlocked(self, indices: np.ndarray, mark: tuple[int, int]) -> dict[str, np.ndarray] | None:
+        """Gather ``indices`` without the lock, so writers go on meanwhile; then, under the lock, gather again
+        the rows written since ``mark`` (``_gather_mark``'s ``(next, written)``, taken when the indices were
+        drawn).
+
+        Rows are written only by ``_write``, at consecutive ring positions from ``next``; ``written`` counts
+        them (``clear`` and a load count a whole ring). If ``d = written_now - written`` rows were written
+        meanwhile, the rows that may have changed under the gather are those at positions
+        ``(next + j) mod size`` for ``0 <= j < d``, that is the ``i`` with ``(i - next) mod size < d``: exactly
+        those are read again, under the lock, so every returned row is a whole row (as it was when drawn, or as
+        it is now), and no row half-written. Returns None when ``d >= size`` (every position may have changed):
+        the caller then draws again under the lock.
+        """
+        out = self._gather(indices)
+        start, written = mark
         with self._lock:
-            if self._stored == 0:
-                raise ValueError("cannot sample from an empty buffer: add transitions first")
-            idx = self._sample_indices(batch_size)
-            out = self._gather(idx)
-        out["indexes"] = idx
+            moved = self._written - written
+            if moved >= self._size:
+                return None
+            if moved:
+                stale = (indices - start) % self._size < moved
+                if stale.any():
+                    fresh = self._gather(indices[stale])
+                    for name, value in fresh.items():
+                        out[name][stale] = value
         return out
 
     def _sample_indices(self, batch_size: int) -> np.ndarray:
@@ -493,6 +556,7 @@ class ReplayBuffer:
         with self._lock:
             self._next = 0
             self._stored = 0
+            self._written += self._size  # every position may change: a gather running meanwhile starts over
             self._episode_len = 0
             if self._nstep is not None:
                 self._nstep.clear()

@@ -301,18 +301,30 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         ``weights`` (float32), ``w_i = (N P_i) ** -beta / max_j (N P_j) ** -beta = (q_i / min_j q_j) ** -beta``
         over the ``N`` stored rows (see the class docstring). ``beta >= 0``. The tree search runs as a compiled
         numba kernel when numba is enabled (``laber.set_numba``), with the same indexes and weights. Holds the
-        buffer's lock while it searches the tree and gathers the rows.
+        buffer's lock while it searches the tree; a large gather of the rows runs outside it, as in
+        ``ReplayBuffer.sample``.
         """
         if type(batch_size) is not int or batch_size <= 0:  # the common case skips the (slower) general checks
             batch_size = check_positive_int(batch_size, "batch_size")
         if type(beta) is not float or not 0.0 <= beta < math.inf:
             beta = check_nonnegative_float(beta, "beta")
-        with self._lock:
-            if self._stored == 0:
-                raise ValueError("cannot sample from an empty buffer: add transitions first")
-            idx, ratios = self._tree._stratified(batch_size, self._rng, with_ratios=True)
-            out = self._gather(idx)
-            self._sample_count += 1
+        unlocked = True
+        while True:
+            with self._lock:
+                if self._stored == 0:
+                    raise ValueError("cannot sample from an empty buffer: add transitions first")
+                idx, ratios = self._tree._stratified(batch_size, self._rng, with_ratios=True)
+                self._sample_count += 1
+                mark = self._gather_mark(batch_size) if unlocked else None
+                if mark is None:
+                    out = self._gather(idx)
+            if mark is None:
+                break
+            gathered = self._gather_unlocked(idx, mark)
+            if gathered is not None:
+                out = gathered
+                break
+            unlocked = False  # cleared or loaded meanwhile: draw again, all under the lock
         if ratios is None:  # with_ratios=True always returns them
             raise RuntimeError("internal error: the sum tree returned no probability ratios")
         out["indexes"] = self._rows.output(idx)
