@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import laber.buffers
 from laber import MPPrioritizedReplayBuffer, MPReplayBuffer, ReplayBuffer
 
 ENV: dict[str, Any] = {
@@ -78,6 +79,33 @@ def _check_whole(batch: dict[str, np.ndarray]) -> None:
     tag = batch["act"].reshape(-1).astype(np.float64)
     np.testing.assert_array_equal(batch["obs"], np.repeat(tag[:, None], 3, axis=1))
     np.testing.assert_array_equal(batch["rew"].reshape(-1), tag)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_explorers_overwrite_rows_while_the_learner_gathers_outside_the_lock(
+    method: str, prioritized: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ring of 97 rows that explorers overwrite all the time; every gather of the learner runs outside the
+    lock (``UNLOCKED_GATHER_BYTES = 0``, set in this process, which samples): no sampled row is torn."""
+    monkeypatch.setattr(laber.buffers, "UNLOCKED_GATHER_BYTES", 0)
+    ctx = mp.get_context(method)
+    cls = MPPrioritizedReplayBuffer if prioritized else MPReplayBuffer
+    rb = cls(97, ENV, ctx=ctx, rng=0)
+    procs = [ctx.Process(target=_explore, args=(rb, w, 3000)) for w in range(2)]
+    for p in procs:
+        p.start()
+    samples = 0
+    while any(p.is_alive() for p in procs) or samples == 0:
+        if len(rb):
+            _check_whole(rb.sample(64))
+            samples += 1
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert rb.get_stored_size() == 97
+    _check_whole(rb.get_all_transitions())
+    rb.close()
 
 
 def _segments_exist(names: list[str]) -> list[str]:
