@@ -1,0 +1,142 @@
+"""Aggregate statistics (laber.experiments.aggregate): exact values against brute-force definitions on random
+inputs, the stratified bootstrap's strata, and the coverage of its intervals. Fixed seeds throughout."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from laber.experiments.aggregate import (
+    _resample,
+    aggregate_table,
+    iqm,
+    iqm_estimate,
+    normalize,
+    performance_profile,
+    probability_of_improvement,
+    score_matrix,
+)
+
+
+def _iqm_by_definition(x: np.ndarray) -> float:
+    pooled = sorted(x.ravel().tolist())
+    k = len(pooled) // 4
+    middle = pooled[k : len(pooled) - k]
+    return sum(middle) / len(middle)
+
+
+def test_iqm_small_cases() -> None:
+    assert iqm(np.arange(1.0, 9.0)) == 4.5  # 8 runs: drop 2 each side, mean of 3, 4, 5, 6
+    assert iqm([[1.0, 2.0], [3.0, 1000.0]]) == 2.5  # pooled over tasks; the outlier is trimmed
+    assert iqm([7.0]) == 7.0 and iqm([1.0, 2.0, 3.0]) == 2.0  # k = 0: the mean
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (3, 4), (10, 2), (7, 5)])
+def test_iqm_matches_the_definition(shape: tuple[int, int]) -> None:
+    x = np.random.default_rng(shape[0] * 10 + shape[1]).standard_cauchy(shape)
+    assert iqm(x) == pytest.approx(_iqm_by_definition(x), rel=1e-12, abs=1e-12)
+
+
+def test_performance_profile_matches_the_definition() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, size=(6, 3)).astype(float)  # ties at the thresholds
+    taus = np.array([-1.0, 0.0, 1.5, 2.0, 4.0, 9.0])
+    value, low, high = performance_profile(x, taus, reps=200, rng=0)
+    want = [np.mean([np.mean(x[:, j] > t) for j in range(3)]) for t in taus]
+    np.testing.assert_allclose(value, want, rtol=0, atol=1e-15)
+    assert value[0] == 1.0 and value[-1] == 0.0
+    assert (low <= value + 1e-12).all() and (value <= high + 1e-12).all()
+
+
+def test_probability_of_improvement_matches_the_definition() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 4, size=(5, 3)).astype(float)
+    y = rng.integers(0, 4, size=(7, 3)).astype(float)
+    per_task = []
+    for j in range(3):
+        s = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(x[:, j], y[:, j])]
+        per_task.append(sum(s) / len(s))
+    got = probability_of_improvement(x, y, reps=100, rng=0)
+    assert got.value == pytest.approx(np.mean(per_task), abs=1e-15)
+    back = probability_of_improvement(y, x, reps=100, rng=0)
+    assert got.value + back.value == pytest.approx(1.0, abs=1e-15)
+    assert probability_of_improvement(x, x, reps=10).value == pytest.approx(0.5)
+    assert probability_of_improvement(x + 100, y, reps=10).value == 1.0
+
+
+def test_the_bootstrap_resamples_runs_within_each_task() -> None:
+    x = np.arange(12.0).reshape(4, 3) * 10 + np.arange(3)  # column j holds values = j mod 10
+    boots = _resample(x, 500, np.random.default_rng(0))
+    assert boots.shape == (500, 4, 3)
+    for j in range(3):
+        assert set(np.unique(boots[:, :, j])) <= set(x[:, j])  # never a run of another task
+    counts = np.unique(boots[:, :, 0], return_counts=True)[1]
+    assert counts.min() > 0.2 * counts.sum() / 4  # every run is drawn (a loose check of uniformity)
+
+
+def test_iqm_interval_coverage() -> None:
+    """The IQM of N(mu, 1) is mu. Over 300 datasets of 10 runs x 4 tasks, the 95% percentile interval covers
+    mu at a rate close to 95%; the check (>= 88%) fails with probability < 1e-4 if the true rate is 94%
+    (binomial, 300 trials), and the seed is fixed, so it is deterministic."""
+    rng = np.random.default_rng(11)
+    covered = 0
+    for _ in range(300):
+        x = rng.normal(0.3, 1.0, size=(10, 4))
+        est = iqm_estimate(x, reps=1000, rng=rng)
+        covered += est.low <= 0.3 <= est.high
+    assert covered / 300 >= 0.88, covered
+
+
+def test_same_seed_same_interval_and_table() -> None:
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    assert iqm_estimate(x, rng=3) == iqm_estimate(x, rng=3)
+    rows = aggregate_table({"uniform": x, "laber": x + 100}, baseline="uniform", reps=200, rng=0)
+    assert [r["name"] for r in rows] == ["uniform", "laber"]
+    assert rows[0]["improvement"] is None
+    assert rows[1]["improvement"].value == 1.0  # type: ignore[union-attr]
+    assert rows[1]["runs"] == 10
+
+
+def test_normalize() -> None:
+    x = np.array([[0.0, 10.0], [50.0, 20.0]])
+    np.testing.assert_allclose(normalize(x, [0.0, 10.0], [100.0, 20.0]), [[0.0, 0.0], [0.5, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: iqm([]), "non-empty"),
+        (lambda: iqm([1.0, float("nan")]), "finite"),
+        (lambda: iqm("abc"), "array of numbers"),
+        (lambda: iqm(np.zeros((2, 2, 2))), r"\(runs, tasks\)"),
+        (lambda: iqm_estimate([1.0], level=1.5), "level"),
+        (lambda: iqm_estimate([1.0], reps=0), "reps"),
+        (lambda: performance_profile([1.0], []), "taus"),
+        (lambda: probability_of_improvement(np.zeros((2, 2)), np.zeros((2, 3))), "same tasks"),
+        (lambda: normalize([[1.0]], [0.0], [0.0]), "differ"),
+        (lambda: aggregate_table({"a": [1.0]}, baseline="b"), "baseline"),
+    ],
+)
+def test_errors_name_the_argument(call: object, match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()  # type: ignore[operator]
+
+
+def test_score_matrix_copies() -> None:
+    data = np.ones((3, 2))
+    x = score_matrix(data)
+    x[0, 0] = 5.0
+    assert data[0, 0] == 1.0
+
+
+def test_against_rliable_when_installed() -> None:
+    """Point estimates equal rliable's (1.2.0) on random scores; skipped without it (not a dependency)."""
+    metrics = pytest.importorskip("rliable.metrics")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(9, 3)), rng.normal(0.2, 1.0, size=(9, 3))
+    assert iqm(x) == pytest.approx(float(metrics.aggregate_iqm(x)), rel=1e-12)
+    assert probability_of_improvement(x, y, reps=10).value == pytest.approx(
+        float(metrics.probability_of_improvement(x, y)), rel=1e-12
+    )
