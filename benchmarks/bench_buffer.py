@@ -1,7 +1,8 @@
 """ReplayBuffer add and sample, side by side with cpprb 11.0.0 (and TorchRL / SB3 when installed).
 
 1e6 slots; fields obs (4, float32), act (1, uint8), rew, next_obs (4, float32), done; batch 256.
-Run: ``python benchmarks/bench_buffer.py`` (or ``make bench``).
+Run: ``python benchmarks/bench_buffer.py`` (or ``make bench``). Each table is timed round-robin in one process;
+the speed-ups are per-round ratios (``_timing.py``).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from _timing import interleaved, report
+from _timing import REPORT, measure, scaled, wanted
 from laber import ReplayBuffer
 
-SIZE = 10**6
+SIZE = scaled(10**6, 10**4)
 B = 256
 CPPRB = "cpprb 11.0.0"
 
@@ -118,7 +119,10 @@ def main() -> None:
         samp[CPPRB] = lambda: theirs.sample(B)
     except ImportError:
         print("cpprb is not installed (pip install cpprb==11.0.0): laber alone")
-    for name, fns in (("TorchRL", _torchrl(one, many)), ("SB3", _sb3(one, many))):
+    for name, fns in (
+        ("TorchRL", _torchrl(one, many) if wanted("torchrl") else None),
+        ("SB3", _sb3(one, many) if wanted("stable-baselines3") else None),
+    ):
         if fns is None:
             print(f"{name} is not installed: no {name} rows")
             continue
@@ -138,9 +142,16 @@ def main() -> None:
             col[i] = one[k]
 
     add1["plain numpy per-field stores (floor)"] = numpy_store
-    report("add 1 transition", list(interleaved(add1, number=2000).items()), CPPRB)
-    report(f"add {B} transitions", list(interleaved(addb, number=500).items()), CPPRB)
-    report(f"sample {B}", list(interleaved(samp, number=500).items()), CPPRB)
+    peers = [CPPRB, *(n for n in add1 if n.startswith(("SB3", "TorchRL"))), "plain numpy per-field stores (floor)"]
+    REPORT.section(
+        "Replay buffer",
+        f"`benchmarks/bench_buffer.py`: {SIZE:.0e} slots of obs (4 float32), act (uint8), rew, next_obs (4 float32), "
+        f"done, filled; batch {B}. SB3 adds one step of `n_envs` environments per call (add {B}: one call with "
+        "`n_envs=256`) and returns torch tensors; TorchRL stores TensorDicts in a `LazyTensorStorage`.",
+    )
+    REPORT.table("add 1 transition", measure(add1, number=scaled(2000, 5), repeat=15), ["laber"], peers)
+    REPORT.table(f"add {B} transitions", measure(addb, number=scaled(500, 5), repeat=15), ["laber"], peers[:-1])
+    REPORT.table(f"sample {B}", measure(samp, number=scaled(500, 5), repeat=15), ["laber"], peers[:-1])
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """LaBER sub-sampling, side by side with cpprb 11.0.0: ``LaBERmean(256, m=4)`` on float32 numpy priorities.
 
-Run: ``python benchmarks/bench_laber.py`` (or ``make bench``). Prints microseconds per call and speed-ups,
-each table timed round-robin in one process (see ``_timing.py``). laber is timed twice when numba is installed:
+Run: ``python benchmarks/bench_laber.py`` (or ``make bench``). laber is timed twice when numba is installed:
 "numba" with its compiled kernels (``laber.set_numba(True)``), "numpy" with numpy only (``set_numba(False)``
-around each call, which costs about 0.2 us).
+around each call, which costs about 0.2 us). Every table is timed round-robin in one process; the speed-ups
+are per-round ratios (``_timing.py``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from _timing import interleaved, report
+from _timing import REPORT, Fns, measure, scaled
 from laber import LaBERlazy, LaBERmax, LaBERmean, set_numba
 
 B, M = 256, 4
 N = B * M
-CPPRB = "cpprb 11.0.0 LaBERmean"
+CPPRB = "cpprb 11.0.0"
 
 
 def _numba_available() -> bool:
@@ -50,11 +50,6 @@ def _extras(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
-def _table(title: str, fns: dict[str, Callable[[], object]], baseline: str) -> None:
-    times = interleaved(fns)
-    report(title, list(times.items()), baseline if baseline in times else next(iter(times)))
-
-
 def main() -> None:
     rng = np.random.default_rng(0)
     # 16 different priority vectors, cycled, so branch predictors cannot learn one input
@@ -67,51 +62,81 @@ def main() -> None:
         return lambda: ps[next(counter) & 15]
 
     p, h = cycle(prios), cycle(heavy)
-    ours = LaBERmean(B, M, rng=0)
-    lazy, mx, shuffled = LaBERlazy(B, M, rng=0), LaBERmax(B, M, rng=0), LaBERmean(B, M, rng=0, shuffle=True)
+    numba = _numba_available()
+    try:
+        import cpprb
 
-    def floor() -> None:  # the numpy floor of the issue: inverse-CDF draw of B from N
+        peer: dict[str, Callable[..., dict[str, np.ndarray]]] = {
+            "mean": cpprb.LaBERmean(B, M),
+            "lazy": cpprb.LaBERlazy(B, M),
+            "max": cpprb.LaBERmax(B, M),
+        }
+    except ImportError:
+        print("cpprb is not installed (pip install cpprb==11.0.0): laber alone")
+        peer = {}
+
+    def table(title: str, ours: Callable[[], object], theirs: Callable[[], object] | None, note: str = "") -> None:
+        fns: Fns = {}
+        if numba:
+            fns["laber (numba)"] = ours
+        fns["laber (numpy)"] = _numpy_only(ours) if numba else ours
+        if theirs is not None:
+            fns[CPPRB] = theirs
+        timing = measure(fns, number=scaled(300, 5), repeat=21)
+        REPORT.table(title, timing, ["laber (numba)", "laber (numpy)"], [CPPRB], note=note)
+
+    REPORT.section(
+        "LaBER sub-sampling",
+        f"`benchmarks/bench_laber.py`: `B = {B}` of `m*B = {N}` float32 numpy priorities (16 vectors, cycled), "
+        "laber with its numba kernels and with numpy only, against cpprb 11.0.0's samplers of the same variant.",
+    )
+    ours_mean, lazy, mx = LaBERmean(B, M, rng=0), LaBERlazy(B, M, rng=0), LaBERmax(B, M, rng=0)
+    shuffled = LaBERmean(B, M, rng=0, shuffle=True)
+    mean_peer = peer.get("mean")
+    table(
+        "LaBERmean(256, m=4), uniform(0, 1) priorities",
+        lambda: ours_mean(priorities=p()),
+        None if mean_peer is None else lambda: mean_peer(priorities=p()),
+    )
+    table(
+        "LaBERmean(256, m=4) with five extra arrays (obs, act, rew, next_obs, done)",
+        lambda: ours_mean(priorities=p(), **extras),
+        None if mean_peer is None else lambda: mean_peer(priorities=p(), **extras),
+    )
+    table(
+        "LaBERmean(256, m=4), heavy-tailed priorities |t(2)|",
+        lambda: ours_mean(priorities=h()),
+        None if mean_peer is None else lambda: mean_peer(priorities=h()),
+    )
+    for name, ours, key in (("LaBERlazy", lazy, "lazy"), ("LaBERmax", mx, "max")):
+        theirs = peer.get(key)
+        table(
+            f"{name}(256, m=4)",
+            lambda ours=ours: ours(priorities=p()),
+            None if theirs is None else lambda theirs=theirs: theirs(priorities=p()),
+        )
+    table(
+        "LaBERmean(256, m=4, shuffle=True): draw order instead of ascending (cpprb: its only order)",
+        lambda: shuffled(priorities=p()),
+        None if mean_peer is None else lambda: mean_peer(priorities=p()),
+    )
+
+    def floor() -> None:  # inverse-CDF draw of B from N with numpy: no validation, no weights
         x = p()
         cdf = np.cumsum(x)
         cdf.searchsorted(rng.random(B) * cdf[-1])
 
-    fns: dict[str, Callable[[], object]] = {}
-    fns_x: dict[str, Callable[[], object]] = {}
-    fns_h: dict[str, Callable[[], object]] = {}
-    try:
-        import cpprb
-
-        theirs = cpprb.LaBERmean(B, M)
-        their_lazy, their_max = cpprb.LaBERlazy(B, M), cpprb.LaBERmax(B, M)
-        fns[CPPRB] = lambda: theirs(priorities=p())
-        fns["cpprb 11.0.0 LaBERlazy"] = lambda: their_lazy(priorities=p())
-        fns["cpprb 11.0.0 LaBERmax"] = lambda: their_max(priorities=p())
-        fns_x[CPPRB] = lambda: theirs(priorities=p(), **extras)
-        fns_x["cpprb 11.0.0 LaBERlazy"] = lambda: their_lazy(priorities=p(), **extras)
-        fns_x["cpprb 11.0.0 LaBERmax"] = lambda: their_max(priorities=p(), **extras)
-        fns_h[CPPRB] = lambda: theirs(priorities=h())
-    except ImportError:
-        print("cpprb is not installed (pip install cpprb==11.0.0): laber alone")
-
-    def both(table: dict[str, Callable[[], object]], name: str, fn: Callable[[], object]) -> None:
-        if numba:
-            table[f"laber {name} (numba)"] = fn
-        table[f"laber {name} (numpy)"] = _numpy_only(fn) if numba else fn
-
-    numba = _numba_available()
-    both(fns, "LaBERmean", lambda: ours(priorities=p()))
-    both(fns, "LaBERlazy", lambda: lazy(priorities=p()))
-    both(fns, "LaBERmax", lambda: mx(priorities=p()))
-    both(fns, "LaBERmean shuffle=True", lambda: shuffled(priorities=p()))
-    fns["numpy floor: cumsum + searchsorted"] = floor
-    both(fns_x, "LaBERmean", lambda: ours(priorities=p(), **extras))
-    both(fns_x, "LaBERlazy", lambda: lazy(priorities=p(), **extras))
-    both(fns_x, "LaBERmax", lambda: mx(priorities=p(), **extras))
-    both(fns_h, "LaBERmean", lambda: ours(priorities=h()))
-
-    _table(f"Sub-sample B={B} of m*B={N} float32 priorities, uniform(0, 1)", fns, CPPRB)
-    _table("... with five extra arrays (obs, act, rew, next_obs, done)", fns_x, CPPRB)
-    _table("... heavy-tailed priorities |t(2)|", fns_h, CPPRB)
+    timing = measure(
+        {"laber LaBERmean": lambda: ours_mean(priorities=p()), "numpy cumsum + searchsorted": floor},
+        number=scaled(300, 5),
+        repeat=21,
+    )
+    REPORT.table(
+        "LaBERmean against numpy's bare inverse-CDF draw (no checks, no weights)",
+        timing,
+        ["laber LaBERmean"],
+        ["numpy cumsum + searchsorted"],
+    )
 
     try:
         import torch
@@ -119,17 +144,24 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     tprios = [torch.from_numpy(x) for x in prios]
-    tp = cycle(tprios)  # type: ignore[arg-type]
     bf = [x.to(torch.bfloat16) for x in tprios]
-    tb = cycle(bf)  # type: ignore[arg-type]
-    _table(
-        "torch tensors on the CPU (numba when installed)",
+    tp, tb = cycle(tprios), cycle(bf)  # type: ignore[arg-type]
+    base = "numpy float32 priorities"
+    timing = measure(
         {
-            "laber LaBERmean, numpy float32": lambda: ours(priorities=p()),
-            "laber LaBERmean, torch float32 (numpy view)": lambda: ours(priorities=tp()),
-            "laber LaBERmean, torch bfloat16 (torch ops)": lambda: ours(priorities=tb()),
+            base: lambda: ours_mean(priorities=p()),
+            "torch float32 CPU tensor (numpy view)": lambda: ours_mean(priorities=tp()),
+            "torch bfloat16 CPU tensor (torch ops)": lambda: ours_mean(priorities=tb()),
         },
-        "laber LaBERmean, numpy float32",
+        number=scaled(300, 5),
+        repeat=15,
+    )
+    REPORT.table(
+        "LaBERmean on torch tensors on the CPU (numba when installed)",
+        timing,
+        ["torch float32 CPU tensor (numpy view)", "torch bfloat16 CPU tensor (torch ops)"],
+        [base],
+        kind="cost",
     )
 
 

@@ -5,19 +5,18 @@ Side by side in one process, interleaved round by round (``_timing.interleaved``
 Tianshou, TorchRL and flashbax. Rows: obs (4 float32), act, rew, next_obs (4 float32), done. Every
 buffer holds 1e6 rows with random priorities. Compare the ratios, not the absolute times.
 
-Run: ``python benchmarks/bench_per.py`` (``make bench`` installs cpprb). ``--quick`` times fewer rounds.
+Run: ``python benchmarks/bench_per.py`` (``make bench`` installs cpprb). ``--quick``: a smoke test (1e4 rows).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
 
-from _timing import interleaved, report
+from _timing import REPORT, Timing, measure, peer_name, scaled, wanted
 
-N = 1_000_000
+N = scaled(1_000_000, 10_000)
 B = 256
 
 Fns = dict[str, Callable[[], object]]
@@ -119,7 +118,8 @@ def tianshou_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
         _, idx = rb.sample(B)
         rb.update_weight(idx, new)
 
-    return {"tianshou": lambda: rb.sample(B), "tianshou s+u": su}
+    name = peer_name("tianshou", "Tianshou")
+    return {name: lambda: rb.sample(B), name + " s+u": su}
 
 
 def torchrl_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
@@ -139,7 +139,8 @@ def torchrl_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
         s = rb.sample()
         rb.update_priority(s["index"], new)
 
-    return {"torchrl": lambda: rb.sample(), "torchrl s+u": su}
+    name = peer_name("torchrl", "TorchRL")
+    return {name: lambda: rb.sample(), name + " s+u": su}
 
 
 def flashbax_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
@@ -169,7 +170,8 @@ def flashbax_fns(data: dict[str, np.ndarray], prio: np.ndarray) -> Fns:
         box["state"] = set_priorities(box["state"], out.indices, new)
         jax.block_until_ready(box["state"])
 
-    return {"flashbax": s, "flashbax s+u": su}
+    name = peer_name("flashbax") + " (jax, CPU)"
+    return {name: s, name + " s+u": su}
 
 
 PEERS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray], Fns]] = {
@@ -183,31 +185,39 @@ PEERS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray], Fns]] = {
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
     rng = np.random.default_rng(0)
     data = _data(rng)
     prio = rng.random(N) + 0.01
     fns: Fns = {}
     missing: dict[str, str] = {}
     for name, make in PEERS.items():
+        if name not in ("laber", "laber (numpy)") and not wanted(name.split()[0]):
+            continue
         try:
             fns.update(make(data, prio))
         except Exception as exc:  # a peer that is not installed or does not load is reported, not fatal
             missing[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90] if str(exc) else ''}"
-    times = interleaved(fns, number=20 if quick else 100, repeat=3 if quick else 7)
-    names = ["laber (numba)", "laber (numpy)", *list(PEERS)[2:]]
-    report(
-        f"PER sample of {B} from {N:.0e} rows (alpha 0.6, beta 0.4)",
-        [(n, times.get(n)) for n in names],
-        baseline="cpprb 11.0.0",
+    timing = measure(fns, number=scaled(100, 5), repeat=15)
+    ours = ["laber (numba)", "laber (numpy)"]
+    peers = [n for n in timing.rounds if n.split(" s+u")[0] not in ours and not n.endswith(" s+u")]
+    notes = "\n".join(f"* {name}: not timed ({why})" for name, why in missing.items())
+    REPORT.section(
+        "Prioritized replay",
+        f"`benchmarks/bench_per.py`: {N:.0e} rows of obs (4), act, rew, next_obs (4), done with random priorities; "
+        f"batch {B}; alpha 0.6, beta 0.4; every implementation in one round-robin.",
     )
-    report(
+    REPORT.table(f"PER sample of {B} from {N:.0e} rows", _only(timing, lambda n: not n.endswith(" s+u")), ours, peers)
+    REPORT.table(
         f"PER sample of {B} + update_priorities of {B}",
-        [(n + " s+u", times.get(n + " s+u")) for n in names],
-        baseline="cpprb 11.0.0 s+u",
+        _only(timing, lambda n: n.endswith(" s+u")),
+        [n + " s+u" for n in ours],
+        [n + " s+u" for n in peers],
+        note=notes,
     )
-    for name, why in missing.items():
-        print(f"  {name}: not timed ({why})")
+
+
+def _only(timing: Timing, keep: Callable[[str], bool]) -> Timing:
+    return Timing({name: rounds for name, rounds in timing.rounds.items() if keep(name)})
 
 
 if __name__ == "__main__":
