@@ -488,3 +488,33 @@ def test_compare_progress_off_a_terminal_is_plain_lines(
     assert "compare CartPole-v1: 2 runs to train, 1 at a time, 240 steps each" in err
     assert "compare CartPole-v1: done uniform seed 0 in " in err and "2/2 runs done" in err
     assert "\x1b" not in err and "\r" not in err
+
+
+def test_summary_has_robust_aggregates(tmp_path: Path) -> None:
+    """IQM over seeds and P(arm > uniform) against brute force, in summary.md and summary.json."""
+    from laber.experiments.aggregate import iqm
+    from laber.experiments.report import robust_aggregate, write_summary
+
+    rng = np.random.default_rng(2)
+    runs = {
+        arm: [_record(arm, k, rng.normal(np.linspace(20, 200 + shift, 11), 30)) for k in range(6)]
+        for arm, shift in (("uniform", 0.0), ("laber-mean", 80.0))
+    }
+    summaries = summarize(runs, n_boot=200)
+    robust = robust_aggregate(summaries, reps=300)
+    finals = {s.arm: [final_return(s.steps, c) for c in s.curves] for s in summaries}
+    assert robust["laber-mean"]["iqm_final"].value == pytest.approx(iqm(finals["laber-mean"]))  # type: ignore[union-attr]
+    wins = np.mean([[a > b for b in finals["uniform"]] for a in finals["laber-mean"]])
+    assert robust["laber-mean"]["p_final"].value == pytest.approx(wins)  # type: ignore[union-attr]
+    assert robust["uniform"]["p_final"] is None
+    write_summary(summaries, tmp_path, env_id="CartPole-v1", config={})
+    text = (tmp_path / "summary.md").read_text()
+    assert "| arm | IQM final | IQM AUC | P(> uniform), final | P(> uniform), AUC |" in text
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| laber-mean |") and "IQM" not in line and line.count("|") == 6
+    )
+    assert f"{wins:.2f} [" in row
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["arms"][1]["robust"]["p_final"]["value"] == pytest.approx(wins)

@@ -31,6 +31,7 @@ import numpy as np
 from laber._optional import require
 from laber._validation import check_positive_int
 from laber.agents.dqn import ARMS
+from laber.experiments.aggregate import Estimate, iqm_estimate, probability_of_improvement
 from laber.experiments.runs import COMPARE_SETTINGS_FILE, RunRecord, finished_runs, load_run
 from laber.experiments.stats import (
     MIN_SEEDS_FOR_CI,
@@ -267,6 +268,77 @@ def write_plot(
     return target
 
 
+ROBUST_BASELINE = "uniform"
+
+
+def robust_scores(summaries: list[ArmSummary]) -> dict[str, dict[str, np.ndarray]]:
+    """Per arm, the per-seed ``auc`` and ``final`` scores (one task: a ``(seeds,)`` vector each)."""
+    return {
+        s.arm: {
+            "auc": np.array([auc(s.steps, c) for c in s.curves]),
+            "final": np.array([final_return(s.steps, c) for c in s.curves]),
+        }
+        for s in summaries
+    }
+
+
+def robust_aggregate(
+    summaries: list[ArmSummary], *, reps: int = 2000, rng: int = 0
+) -> dict[str, dict[str, Estimate | None]]:
+    """Per arm and score (``auc``, ``final``): the interquartile mean over seeds (``iqm_auc``, ``iqm_final``)
+    and the probability of improvement over uniform (``p_auc``, ``p_final``; None for uniform or without a
+    uniform arm), with stratified-bootstrap intervals (:mod:`laber.experiments.aggregate`)."""
+    scores = robust_scores(summaries)
+    base = scores.get(ROBUST_BASELINE)
+    gen = np.random.default_rng(rng)
+    out: dict[str, dict[str, Estimate | None]] = {}
+    for arm, by_score in scores.items():
+        row: dict[str, Estimate | None] = {}
+        for name, x in by_score.items():
+            row[f"iqm_{name}"] = iqm_estimate(x, reps=reps, rng=gen)
+            row[f"p_{name}"] = (
+                None
+                if base is None or arm == ROBUST_BASELINE
+                else probability_of_improvement(x, base[name], reps=reps, rng=gen)
+            )
+        out[arm] = row
+    return out
+
+
+def _robust_markdown(summaries: list[ArmSummary]) -> list[str]:
+    robust = robust_aggregate(summaries)
+    has_base = any(s.arm == ROBUST_BASELINE for s in summaries)
+    lines = [
+        "",
+        "Robust aggregates (Agarwal et al., NeurIPS 2021): interquartile mean over seeds and, against uniform, the "
+        "probability that a run of the arm beats a run of uniform (0.5: neither is better), each with a 95% "
+        "stratified-bootstrap interval (none below 5 seeds; with fewer than 10 they are wide and under-cover).",
+        "",
+        "| arm | IQM final | IQM AUC | P(> uniform), final | P(> uniform), AUC |",
+        "|---|---|---|---|---|",
+    ]
+    seeds = {s.arm: len(s.seeds) for s in summaries}
+    base_seeds = seeds.get(ROBUST_BASELINE, 0)
+
+    def cell(est: Estimate | None, digits: int, enough: bool) -> str:
+        if est is None:
+            return "-" if has_base else "n/a"
+        return est.format(digits) if enough else f"{est.value:.{digits}f} (too few seeds for a CI)"
+
+    for s in summaries:
+        r = robust[s.arm]
+        alone = seeds[s.arm] >= MIN_SEEDS_FOR_CI
+        both = alone and base_seeds >= MIN_SEEDS_FOR_CI
+        cells = [
+            cell(r["iqm_final"], 1, alone),
+            cell(r["iqm_auc"], 1, alone),
+            cell(r["p_final"], 2, both),
+            cell(r["p_auc"], 2, both),
+        ]
+        lines.append(f"| {s.arm} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _markdown(
     summaries: list[ArmSummary], env_id: str, config: dict[str, Any], lines_of_env: Sequence[tuple[float, str]]
 ) -> str:
@@ -303,6 +375,7 @@ def _markdown(
             f"| {s.arm} | {len(s.seeds)} | {s.final.format()} | {s.auc.format()} | "
             f"{s.seconds_per_update * 1e3:.3f} | {ratio} |"
         )
+    lines.extend(_robust_markdown(summaries))
     lines.append("")
     return "\n".join(lines)
 
@@ -326,6 +399,7 @@ def write_summary(
     if lines is None:
         lines = reference_lines(env_id)
     _atomic_write_text(md, _markdown(summaries, env_id, config, lines))
+    robust = robust_aggregate(summaries)
     data = {
         "env_id": env_id,
         "config": config,
@@ -339,6 +413,10 @@ def write_summary(
                 "wall_seconds": s.wall_seconds,
                 "steps": s.steps.tolist(),
                 "mean": s.mean.tolist(),
+                "robust": {
+                    key: None if est is None else {"value": est.value, "low": est.low, "high": est.high}
+                    for key, est in robust[s.arm].items()
+                },
             }
             for s in summaries
         ],
