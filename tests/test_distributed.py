@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -321,8 +322,12 @@ def test_killed_server_comes_back_from_its_checkpoint(ray_local: Any, tmp_path: 
     assert ray_local.get(server.checkpoint.remote())  # the periodic checkpoint, taken now
     replay.add(**_rows(np.arange(30, 50)))
     assert len(replay) == 50
-    ray_local.kill(server, no_restart=False)
-    (st,) = replay.stats()  # retried until the restarted server answers
+    ray_local.kill(server, no_restart=False)  # returns at once: a call sent right after may still reach the old one
+    for _ in range(300):
+        (st,) = replay.stats()  # retried while the shard restarts
+        if st.restarted:
+            break
+        time.sleep(0.05)
     assert st.restarted and st.restored and st.stored == 30
     replay.add(**_rows(np.arange(50, 55)))
     assert len(replay) == 35
