@@ -103,7 +103,6 @@ def measure(fns: Fns, *, number: int | None = 200, repeat: int = 15, round_ms: f
     names = list(fns)
     out = Timing({name: [] for name in names})
     gc_was_enabled = gc.isenabled()
-    gc.collect()
     gc.disable()
     try:
         for r in range(repeat):

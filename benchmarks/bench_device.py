@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from _timing import interleaved, report
+from _timing import REPORT, fmt_ratio, measure, scaled
 
-BATCH, M, ROWS = 256, 4, 10_000
+BATCH, M = 256, 4
+ROWS = scaled(10_000, 2_000)
 SHAPES: dict[str, tuple[tuple[int, ...], Any]] = {
     "CartPole obs (4,) float32": ((4,), np.float32),
     "Atari obs (84, 84, 4) uint8": ((84, 84, 4), np.uint8),
@@ -107,11 +108,12 @@ def _data_path(torch: Any, laber_cls: Any, replay_buffer: Any, devices: list[str
                 "(a) host buffer + .to(device), LaBERmean": _synced(torch, device, host_then_copy),
                 "(b) device buffer, LaBERmean": _synced(torch, device, device_buffer),
             }
-            times = interleaved(fns, number=3 if atari else 100, repeat=11)
-            report(
+            timing = measure(fns, number=scaled(3 if atari else 100, 2), repeat=11)
+            REPORT.table(
                 f"m*B = {M * BATCH} rows to B = {BATCH} on {device}, {label}: sample + LaBERmean",
-                list(times.items()),
-                "(a) host buffer + .to(device), LaBERmean",
+                timing,
+                ["(b) device buffer, LaBERmean"],
+                ["(a) host buffer + .to(device), LaBERmean"],
             )
             del host, on_device
 
@@ -139,14 +141,22 @@ def _dqn_updates(torch: Any, dqn: Any, cuda: bool) -> None:
             else:
                 learner = dqn._Learner(config, 4, 2, dqn._make_sampler(config, buffer, seeds))
             fns[f"{arm} | {column}"] = _synced(torch, config.device, lambda learner=learner: learner.update(0.5))
-    times = interleaved(fns, number=50, repeat=15)
-    print("\nDQN update per arm, CartPole shapes, batch 64, m = 4, MLP 64x64, 1 torch thread (us per update)")
-    header = "".join(f"{c:>24}" for c in columns)
-    print(f"  {'arm':<16}{header}{'device/host (cpu)':>20}")
+    timing = measure(fns, number=scaled(50, 3), repeat=15)
+    host = "host buffer (cpu)"
+    lines = [
+        "**DQN update per arm** (CartPole shapes, batch 64, m = 4, MLP 64x64, 1 torch thread): us per update "
+        "(median), and the device path's time over the host path's on the CPU, median [q1, q3]",
+        "",
+        "| arm | " + " | ".join(columns) + " | device / host (cpu) |",
+        "|---|" + "---|" * (len(columns) + 1),
+    ]
+    print("\nDQN update per arm (us per update, median)")
     for arm in dqn.ARMS:
-        cells = "".join(f"{times[f'{arm} | {c}']:>24.1f}" for c in columns)
-        ratio = times[f"{arm} | device buffer (cpu)"] / times[f"{arm} | host buffer (cpu)"]
-        print(f"  {arm:<16}{cells}{ratio:>19.2f}x")
+        cells = [f"{timing.median(f'{arm} | {c}'):.1f}" for c in columns]
+        ratio = fmt_ratio(timing.ratios(f"{arm} | device buffer (cpu)", f"{arm} | {host}"))
+        print(f"  {arm:<16}" + "".join(f"{c:>24}" for c in cells) + f"   {ratio}")
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {ratio} |")
+    REPORT.parts.append("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -161,8 +171,13 @@ def main() -> None:
     torch.set_num_threads(1)
     cuda = torch.cuda.is_available()
     devices = ["cpu"] + (["cuda"] if cuda else [])
-    if not cuda:
-        print("cuda: not available on this machine; cpu only")
+    REPORT.section(
+        "Buffers on the device",
+        "`benchmarks/bench_device.py`: (a) a host buffer's `sample(m*B)` moved with `.to(device)` then "
+        "`LaBERmean` there, against (b) a device buffer (`ReplayBuffer(..., device=...)`) and the same "
+        "`LaBERmean`; then the DQN update per arm, host path against device path."
+        + ("" if cuda else ' This run had no CUDA device: the CPU only (`.to("cpu")` copies nothing).'),
+    )
     _data_path(torch, LaBERmean, ReplayBuffer, devices)
     _dqn_updates(torch, dqn, cuda)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import interleaved, report
+from _timing import REPORT, measure, scaled
 
 FLOOR = "large draw and scoring, no LaBER"
 
@@ -78,14 +78,23 @@ def main() -> None:
 
     floor = dqn._Learner(config, 4, 2, _ScoredFirstRows(buffer, config.m * config.batch_size))
     fns[FLOOR] = lambda: floor.update(0.5)
-    times = interleaved(fns, number=100, repeat=7)
-    report("DQN update, CartPole shapes, batch 64, m = 4, MLP 64x64, 1 torch thread", list(times.items()), "uniform")
-    print("\n  time per update relative to uniform:")
-    for name in fns:
-        print(f"  {name:<34}{times[name] / times['uniform']:>6.2f}x")
-    if "laber-mean" in times:
-        own = times["laber-mean"] - times[FLOOR]
-        print(f"\n  laber-mean's sub-sampling, weights and row selection: {own:.1f} us ({own / times['uniform']:.2f}x)")
+    timing = measure(fns, number=scaled(100, 3), repeat=15)
+    REPORT.section(
+        "A DQN update",
+        "`benchmarks/bench_dqn.py`: one update of the reference agent per arm (CartPole shapes, batch 64, m = 4, "
+        "MLP 64x64, one torch thread): time / uniform's time. The last row draws and scores the `m*B` rows exactly "
+        "as a LaBER arm does and trains on the first `B` of them, unweighted: the floor of any arm that scores the "
+        "large batch with the current network.",
+    )
+    arms = [name for name in fns if name != "uniform"]
+    own = ""
+    if "laber-mean" in timing:
+        diff = [a - b for a, b in zip(timing.rounds["laber-mean"], timing.rounds[FLOOR], strict=True)]
+        own = (
+            f"laber-mean minus the floor (LaBER's draw, weights and row selection): {np.median(diff):.1f} us "
+            "per update (median over the rounds)."
+        )
+    REPORT.table("DQN update, time / uniform's", timing, arms, ["uniform", FLOOR], kind="cost", note=own)
 
 
 if __name__ == "__main__":

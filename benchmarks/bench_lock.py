@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from _timing import interleaved, report
+from _timing import REPORT, measure, scaled
 from laber import PrioritizedReplayBuffer, ReplayBuffer
 
-SIZE = 10**6
+SIZE = scaled(10**6, 2**15)
 B = 256
 ENV: dict[str, dict[str, Any]] = {
     "obs": {"shape": 4},
@@ -76,11 +76,15 @@ def main() -> None:
             1000,
         ),
     ]
-    print("lock cost: time with the lock / time without it (1.00x = free)")
+    REPORT.section(
+        "Locks",
+        "`benchmarks/bench_lock.py`: the same calls on two identical buffers, one as shipped and one whose lock is "
+        "swapped for a no-op (a benchmark-only swap): time with the lock / time without it (1.00x: free; the "
+        "bound for `add` of one transition is 1.10x).",
+    )
     for title, with_lock, without, number in rows:
-        times = interleaved({"without lock": without, "with lock (shipped)": with_lock}, number=number, repeat=9)
-        report(title, list(times.items()), "without lock")
-        print(f"  -> the lock adds {times['with lock (shipped)'] / times['without lock'] - 1:+.1%}")
+        timing = measure({"without lock": without, "with lock (shipped)": with_lock}, number=number, repeat=15)
+        REPORT.table(title, timing, ["with lock (shipped)"], ["without lock"], kind="cost")
 
 
 if __name__ == "__main__":

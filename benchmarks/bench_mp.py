@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import multiprocessing as mp
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from _timing import interleaved, report
+from _timing import QUICK, REPORT, Timing, fmt_ratio, measure, scaled
 from laber import MPPrioritizedReplayBuffer, MPReplayBuffer, PrioritizedReplayBuffer, ReplayBuffer
 
-SIZE = 10**6
+SIZE = scaled(10**6, 10**4)
 B = 256
 ENV: dict[str, dict[str, Any]] = {
     "obs": {"shape": 4},
@@ -146,14 +145,13 @@ def _throughput(seconds: float, rounds: int) -> None:
     rb.add(**_many(np.random.default_rng(seeds[1]), SIZE))  # full: every add overwrites, sample sees 1e6 rows
     one = _one(np.random.default_rng(seeds[2]))
     explorers = _Explorers(ctx, rb, seeds[1:])
-    best: dict[str, float] = {}
-    best_parts: dict[str, list[float]] = {}
+    rates: dict[str, list[float]] = {}
+    parts: dict[str, list[list[float]]] = {}
 
-    def keep(name: str, total: float, parts: list[float] | None = None) -> None:
-        if total > best.get(name, -1.0):
-            best[name] = total
-            if parts is not None:
-                best_parts[name] = parts
+    def keep(name: str, total: float, split: list[float] | None = None) -> None:
+        rates.setdefault(name, []).append(total)
+        if split is not None:
+            parts.setdefault(name, []).append(split)
 
     def window() -> tuple[float, float]:
         start = time.monotonic() + 0.05  # every writer starts at the same instant
@@ -188,17 +186,30 @@ def _throughput(seconds: float, rounds: int) -> None:
         rb.close()
 
     def table(title: str, names: list[str], unit: str) -> None:
-        base = best[names[0]]
+        base = names[0]
+        lines = [
+            f"**{title}** ({rounds} rounds of {seconds:g} s)",
+            "",
+            f"| configuration | {unit} (median) | / {base}: median [q1, q3] |",
+            "|---|---|---|",
+        ]
         print(f"\n{title}")
-        print(f"  {'configuration':<46}{unit:>12}   {'ratio vs ' + names[0]}")
         for name in names:
+            ratio = fmt_ratio([a / b for a, b in zip(rates[name], rates[base], strict=True)])
+            median = float(np.median(rates[name]))
             extra = ""
-            if name in best_parts:
-                extra = "   (" + ", ".join(f"{v:,.0f}" for v in best_parts[name]) + ")"
-            print(f"  {name:<46}{best[name]:>12,.0f}   {best[name] / base:.2f}x{extra}")
+            if name in parts:
+                split = np.median(np.asarray(parts[name]), axis=0)
+                extra = " (" + ", ".join(f"{v:,.0f}" for v in split) + " each)"
+            print(f"  {name:<46}{median:>12,.0f}   {ratio}{extra}")
+            lines.append(f"| {name} | {median:,.0f}{extra} | {'' if name == base else ratio} |")
+        REPORT.parts.append("\n".join(lines) + "\n")
 
     cpus = os.cpu_count()
-    print(f"\n(b) one MPReplayBuffer of 1e6 slots, best of {rounds} rounds of {seconds:g} s each, {cpus} CPUs")
+    REPORT.text(
+        f"(b) one MPReplayBuffer of {SIZE:.0e} slots, {cpus} CPUs (the explorers and the learner share them): "
+        "the configurations take turns, round after round, with the same explorer processes."
+    )
     table(
         "adds of 1 transition per second, all writers together",
         [
@@ -218,7 +229,7 @@ def _throughput(seconds: float, rounds: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- (a) one process
-def _single_process(number_scale: float) -> None:
+def _single_process() -> None:
     ctx = mp.get_context("spawn")
     rng = np.random.default_rng(0)
     one, many = _one(rng), _many(rng, B)
@@ -246,25 +257,22 @@ def _single_process(number_scale: float) -> None:
                 1000,
             ),
         ]
-        print("(a) one process, 1e6 slots: shared memory / in-memory time (goal: within 1.5x)")
-        ratios: list[tuple[str, float]] = []
+        REPORT.text(f"(a) one process, {SIZE:.0e} slots: shared-memory time / in-memory time (goal: within 1.5x)")
         for title, in_memory, shared, number in rows:
-            times = interleaved({MEMORY: in_memory, SHARED: shared}, number=max(int(number * number_scale), 10))
-            report(title, list(times.items()), MEMORY)
-            ratios.append((title, times[SHARED] / times[MEMORY]))
-            print(f"  -> shared memory takes {ratios[-1][1]:.2f}x the in-memory time")
-        print("\nsummary (a): shared / in-memory time")
-        for title, ratio in ratios:
-            print(f"  {title:<46}{ratio:>6.2f}x   {'ok' if ratio <= 1.5 else 'over 1.5x'}")
+            timing: Timing = measure({MEMORY: in_memory, SHARED: shared}, number=number, repeat=15)
+            REPORT.table(title, timing, [SHARED], [MEMORY], kind="cost")
     finally:
         shm.close()
         mper.close()
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    _single_process(0.2 if quick else 1.0)
-    _throughput(seconds=0.25 if quick else 1.0, rounds=2 if quick else 5)
+    REPORT.section(
+        "Multi-process buffers on shared memory",
+        "`benchmarks/bench_mp.py`: what shared memory costs one process, and what several explorer processes add.",
+    )
+    _single_process()
+    _throughput(seconds=0.1 if QUICK else 1.0, rounds=2 if QUICK else 7)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def _scripts(here: pathlib.Path, only: set[str]) -> list[pathlib.Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run laber's benchmarks side by side with its peers.")
     parser.add_argument("names", nargs="*", help="only these benchmarks (e.g. laber, bench_per)")
+    parser.add_argument("--skip", action="append", default=[], metavar="NAME", help="leave this benchmark out")
     parser.add_argument("--quick", action="store_true", help="a smoke test of every benchmark (under a minute)")
     parser.add_argument("--write", metavar="PATH", help="write the tables as markdown to PATH")
     parser.add_argument("--figures", metavar="DIR", help="draw the figures into DIR")
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     machine_rows = _timing.machine()  # before anything is imported by the benchmarks: the load at the start
     failed: list[str] = []
-    for path in _scripts(here, set(args.names)):
+    skip = set(args.skip) | {f"bench_{name}" for name in args.skip}
+    for path in [p for p in _scripts(here, set(args.names)) if p.stem not in skip]:
         print(f"==== {path.name}", flush=True)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         if spec is None or spec.loader is None:
