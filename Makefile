@@ -77,9 +77,12 @@ fuzz: $(TEST_STAMP)
 robustness-doc: $(TEST_STAMP)
 	$(BIN)/python tests/robustness_table.py --write
 
+# The benchmarks side by side with the peers (installed for benchmarking only), written to docs/benchmarks.md with
+# the figures docs/figures/bench-*.png (about 15 minutes on the 2-core machine). `benchmarks/run.py --quick` is a
+# smoke test of the whole suite (tests/test_benchmarks.py runs it).
 bench: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md --figures docs/figures
 
 clean:
 	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
