@@ -40,7 +40,8 @@ OPS = {
     "per_update": f"PER update_priorities({B})",
     "add": f"add({B}) to a full buffer",
 }
-Builder = Callable[[int, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]], dict[str, Callable[[], object]]]
+Builder = Callable[[int, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], bool], Fns]
+ROUNDS = 15
 
 
 def _sizes() -> list[int]:
@@ -60,69 +61,62 @@ def _data(size: int, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], n
 
 
 # ----------------------------------------------------------------------------------------------- builders
-def laber_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray]) -> Fns:
+def laber_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool) -> Fns:
     from laber import PrioritizedReplayBuffer, ReplayBuffer
 
-    rb = ReplayBuffer(size, ENV, rng=0)
-    rb.add(**data)
-    per = PrioritizedReplayBuffer(size, ENV, alpha=0.6, eps=1e-4, rng=0)
-    per.add(priorities=prio, **data)
+    if not per:
+        rb = ReplayBuffer(size, ENV, rng=0)
+        rb.add(**data)
+        return {"sample": lambda: rb.sample(B), "add": lambda: rb.add(**new)}
+    prb = PrioritizedReplayBuffer(size, ENV, alpha=0.6, eps=1e-4, rng=0)
+    prb.add(priorities=prio, **data)
     idx = np.random.default_rng(1).integers(0, size, B)
     p_new = np.random.default_rng(2).random(B)
-    return {
-        "sample": lambda: rb.sample(B),
-        "per_sample": lambda: per.sample(B, beta=0.4),
-        "per_update": lambda: per.update_priorities(idx, p_new),
-        "add": lambda: rb.add(**new),
-    }
+    return {"per_sample": lambda: prb.sample(B, beta=0.4), "per_update": lambda: prb.update_priorities(idx, p_new)}
 
 
-def cpprb_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray]) -> Fns:
+def cpprb_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool) -> Fns:
     import cpprb
 
-    rb = cpprb.ReplayBuffer(size, ENV)
-    rb.add(**data)
-    per = cpprb.PrioritizedReplayBuffer(size, ENV, alpha=0.6, eps=1e-4)
-    per.add(priorities=prio, **data)
+    if not per:
+        rb = cpprb.ReplayBuffer(size, ENV)
+        rb.add(**data)
+        return {"sample": lambda: rb.sample(B), "add": lambda: rb.add(**new)}
+    prb = cpprb.PrioritizedReplayBuffer(size, ENV, alpha=0.6, eps=1e-4)
+    prb.add(priorities=prio, **data)
     idx = np.random.default_rng(1).integers(0, size, B)
     p_new = np.random.default_rng(2).random(B)
-    return {
-        "sample": lambda: rb.sample(B),
-        "per_sample": lambda: per.sample(B, beta=0.4),
-        "per_update": lambda: per.update_priorities(idx, p_new),
-        "add": lambda: rb.add(**new),
-    }
+    return {"per_sample": lambda: prb.sample(B, beta=0.4), "per_update": lambda: prb.update_priorities(idx, p_new)}
 
 
-def torchrl_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray]) -> Fns:
+def torchrl_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool) -> Fns:
     import torch
     from tensordict import TensorDict
     from torchrl.data import LazyTensorStorage, ReplayBuffer, TensorDictPrioritizedReplayBuffer
 
     td = TensorDict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}, batch_size=[size])
-    td_new = TensorDict({k: torch.from_numpy(v) for k, v in new.items()}, batch_size=[B])
-    rb = ReplayBuffer(storage=LazyTensorStorage(size), batch_size=B)
-    rb.extend(td)
-    ops: Fns = {"sample": lambda: rb.sample(), "add": lambda: rb.extend(td_new)}
-    try:
-        per = TensorDictPrioritizedReplayBuffer(
-            alpha=0.6, beta=0.4, storage=LazyTensorStorage(size), batch_size=B, priority_key="td_error"
-        )
-        td["td_error"] = torch.from_numpy(prio)
-        per.extend(td)
-        idx = torch.from_numpy(np.random.default_rng(1).integers(0, size, B))
-        p_new = torch.rand(B)
-        ops["per_sample"] = lambda: per.sample()
-        ops["per_update"] = lambda: per.update_priority(idx, p_new)
-    except Exception as exc:  # its prioritized sampler is a C++ extension that may not match the torch build
-        print(f"  TorchRL prioritized replay: not timed ({type(exc).__name__}: {str(exc)[:80]})")
-    return ops
+    if not per:
+        td_new = TensorDict({k: torch.from_numpy(v) for k, v in new.items()}, batch_size=[B])
+        rb = ReplayBuffer(storage=LazyTensorStorage(size), batch_size=B)
+        rb.extend(td)
+        return {"sample": lambda: rb.sample(), "add": lambda: rb.extend(td_new)}
+    # its prioritized sampler is a C++ extension that may not match the torch build: then this raises
+    prb = TensorDictPrioritizedReplayBuffer(
+        alpha=0.6, beta=0.4, storage=LazyTensorStorage(size), batch_size=B, priority_key="td_error"
+    )
+    td["td_error"] = torch.from_numpy(prio)
+    prb.extend(td)
+    idx = torch.from_numpy(np.random.default_rng(1).integers(0, size, B))
+    p_new = torch.rand(B)
+    return {"per_sample": lambda: prb.sample(), "per_update": lambda: prb.update_priority(idx, p_new)}
 
 
-def sb3_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray]) -> Fns:
+def sb3_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool) -> Fns:
     from gymnasium import spaces
     from stable_baselines3.common.buffers import ReplayBuffer
 
+    if per:
+        return {}  # SB3 has no prioritized replay
     envs = B  # one add() stores one step of every environment: add(256) is one call
     rb = ReplayBuffer(
         size, spaces.Box(-np.inf, np.inf, (4,), np.float32), spaces.Discrete(2), device="cpu", n_envs=envs
@@ -138,7 +132,9 @@ def sb3_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[
     return {"sample": lambda: rb.sample(B), "add": lambda: rb.add(obs, next_obs, act, rew, done, infos)}
 
 
-def tianshou_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray]) -> Fns:
+def tianshou_ops(
+    size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool
+) -> Fns:
     from tianshou.data import Batch, PrioritizedReplayBuffer, ReplayBuffer
 
     done = np.zeros(size, dtype=bool)
@@ -151,34 +147,52 @@ def tianshou_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: 
         done=done,
         obs_next=data["next_obs"],
     )
-    rb = ReplayBuffer(size)
-    rb.set_batch(batch)  # fill the storage directly: one add() per transition would take minutes at 1e7
-    rb._size, rb._index = size, 0
-    per = PrioritizedReplayBuffer(size, alpha=0.6, beta=0.4)
-    per.set_batch(batch)
-    per._size, per._index = size, 0
-    per.update_weight(np.arange(size), prio)
+    # the storage is filled directly (set_batch): one add() per transition would take minutes at 1e7
+    if not per:
+        rb = ReplayBuffer(size)
+        rb.set_batch(batch)
+        rb._size, rb._index = size, 0
+        return {"sample": lambda: rb.sample(B)}
+    prb = PrioritizedReplayBuffer(size, alpha=0.6, beta=0.4)
+    prb.set_batch(batch)
+    prb._size, prb._index = size, 0
+    prb.update_weight(np.arange(size), prio)
     idx = np.random.default_rng(1).integers(0, size, B)
     p_new = np.random.default_rng(2).random(B)
-    return {
-        "sample": lambda: rb.sample(B),
-        "per_sample": lambda: per.sample(B),
-        "per_update": lambda: per.update_weight(idx, p_new),
-    }
+    return {"per_sample": lambda: prb.sample(B), "per_update": lambda: prb.update_weight(idx, p_new)}
 
 
-def flashbax_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray]) -> Fns:
+def flashbax_ops(
+    size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool
+) -> Fns:
     import flashbax as fbx
     import jax
     import jax.numpy as jnp
 
     rows = {k: jnp.asarray(v) for k, v in data.items()}
-    new_rows = {k: jnp.asarray(v) for k, v in new.items()}
     example = {k: jnp.zeros(v.shape[1:], v.dtype) for k, v in data.items()}
-    flat = fbx.make_flat_buffer(
-        max_length=size, min_length=1, sample_batch_size=B, add_sequences=True, add_batch_size=None
-    )
-    per = fbx.make_prioritised_flat_buffer(
+    box: dict[str, Any] = {"key": jax.random.PRNGKey(0)}
+
+    def key() -> Any:
+        box["key"], k = jax.random.split(box["key"])
+        return k
+
+    if not per:
+        flat = fbx.make_flat_buffer(
+            max_length=size, min_length=1, sample_batch_size=B, add_sequences=True, add_batch_size=None
+        )
+        flat_add = jax.jit(flat.add, donate_argnums=0)
+        box["state"] = flat_add(flat.init(example), rows)
+        del rows
+        new_rows = {k: jnp.asarray(v) for k, v in new.items()}
+        flat_sample = jax.jit(flat.sample)
+
+        def add() -> None:
+            box["state"] = flat_add(box["state"], new_rows)
+            jax.block_until_ready(box["state"])
+
+        return {"sample": lambda: jax.block_until_ready(flat_sample(box["state"], key())), "add": add}
+    prb = fbx.make_prioritised_flat_buffer(
         max_length=size,
         min_length=1,
         sample_batch_size=B,
@@ -186,33 +200,19 @@ def flashbax_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: 
         add_batch_size=None,
         priority_exponent=0.6,
     )
-    box: dict[str, Any] = {"key": jax.random.PRNGKey(0)}
-    box["flat"] = jax.jit(flat.add, donate_argnums=0)(flat.init(example), rows)
-    per_add = jax.jit(per.add, donate_argnums=0)
-    set_priorities = jax.jit(per.set_priorities, donate_argnums=0)
-    box["per"] = set_priorities(per_add(per.init(example), rows), jnp.arange(size), jnp.asarray(prio, jnp.float32))
-    flat_sample, per_sample, flat_add = jax.jit(flat.sample), jax.jit(per.sample), jax.jit(flat.add, donate_argnums=0)
+    set_priorities = jax.jit(prb.set_priorities, donate_argnums=0)
+    state = jax.jit(prb.add, donate_argnums=0)(prb.init(example), rows)
+    del rows
+    box["state"] = set_priorities(state, jnp.arange(size), jnp.asarray(prio, jnp.float32))
+    per_sample = jax.jit(prb.sample)
     idx = jnp.asarray(np.random.default_rng(1).integers(0, size, B))
     p_new = jnp.asarray(np.random.default_rng(2).random(B), jnp.float32)
 
-    def key() -> Any:
-        box["key"], k = jax.random.split(box["key"])
-        return k
-
-    def add() -> None:
-        box["flat"] = flat_add(box["flat"], new_rows)
-        jax.block_until_ready(box["flat"])
-
     def update() -> None:
-        box["per"] = set_priorities(box["per"], idx, p_new)
-        jax.block_until_ready(box["per"])
+        box["state"] = set_priorities(box["state"], idx, p_new)
+        jax.block_until_ready(box["state"])
 
-    return {
-        "sample": lambda: jax.block_until_ready(flat_sample(box["flat"], key())),
-        "per_sample": lambda: jax.block_until_ready(per_sample(box["per"], key())),
-        "per_update": update,
-        "add": add,
-    }
+    return {"per_sample": lambda: jax.block_until_ready(per_sample(box["state"], key())), "per_update": update}
 
 
 PEERS: dict[str, tuple[str, Builder]] = {
@@ -222,6 +222,10 @@ PEERS: dict[str, tuple[str, Builder]] = {
     "tianshou": (peer_name("tianshou", "Tianshou"), tianshou_ops),
     "flashbax": (peer_name("flashbax") + " (jax)", flashbax_ops),
 }
+
+
+COLORS = {label: f"C{i}" for i, (label, _) in enumerate(PEERS.values())}
+NOT_TIMED: dict[str, str] = {}  # peer -> why, for the page
 
 
 # ----------------------------------------------------------------------------------------------- part 1
@@ -239,25 +243,29 @@ def _by_size() -> dict[str, dict[str, dict[int, Timing]]]:
     }
     for size in _sizes():
         data, prio = _data(size, rng)
-        ours = laber_ops(size, data, prio, new)
-        for package, (label, build) in PEERS.items():
-            if not wanted(package):
-                continue
-            try:
-                theirs = build(size, data, prio, new)
-            except Exception as exc:  # not installed, or does not load: reported, not fatal
-                print(f"  {label} at {size:.0e} rows: not timed ({type(exc).__name__}: {str(exc)[:80]})")
-                continue
-            for op in OPS:
-                if op in theirs:
-                    timing = measure({"laber": ours[op], label: theirs[op]}, number=None, repeat=9)
+        for per in (False, True):  # uniform buffers, then prioritized ones: two buffers alive at a time
+            ours = laber_ops(size, data, prio, new, per)
+            for package, (label, build) in PEERS.items():
+                if not wanted(package):
+                    continue
+                try:
+                    theirs = build(size, data, prio, new, per)
+                except Exception as exc:  # not installed, or does not load: reported, not fatal
+                    why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"
+                    print(f"  {label} at {size:.0e} rows: not timed ({why})")
+                    NOT_TIMED[f"{label}{' prioritized' if per else ''}"] = why
+                    continue
+                for op in theirs:
+                    timing = measure({"laber": ours[op], label: theirs[op]}, number=None, repeat=ROUNDS)
                     results[op].setdefault(label, {})[size] = timing
                     ratio = fmt_ratio(timing.ratios(label, "laber"))
                     them = fmt_us(timing.median(label))
                     print(f"  {size:>9.0e} rows {OPS[op]:<32}{label:<24}{them:>10}  laber {ratio}")
-            del theirs
+                del theirs
+                gc.collect()
+            del ours
             gc.collect()
-        del ours, data, prio
+        del data, prio
         gc.collect()
     return results
 
@@ -274,7 +282,7 @@ def _size_tables(results: dict[str, dict[str, dict[int, Timing]]]) -> None:
             continue
         peers = list(per_peer)
         lines = [
-            f"**{title}**: us per call (median); for each peer, laber's speed-up, median [q1, q3] over 9 rounds",
+            f"**{title}**: us per call (median); for each peer, laber's speed-up, median [q1, q3] over {ROUNDS} rounds",
             "",
             "| rows | laber | " + " | ".join(peers) + " |",
             "|---|---|" + "---|" * len(peers),
@@ -304,7 +312,7 @@ def _size_figure(results: dict[str, dict[str, dict[int, Timing]]], path: str) ->
         ax.loglog(xs, [y for y in ours if y is not None], "o-", color="black", lw=2.5, label="laber")
         for peer, timings in per_peer.items():
             px = [s for s in sizes if s in timings]
-            ax.loglog(px, [timings[s].median(peer) for s in px], "s--", label=peer)
+            ax.loglog(px, [timings[s].median(peer) for s in px], "s--", color=COLORS.get(peer), label=peer)
         ax.set_title(title)
         ax.set_ylabel("us per call (median)")
         ax.grid(True, which="both", alpha=0.3)
@@ -342,7 +350,7 @@ def _by_batch() -> tuple[list[int], list[int], dict[tuple[int, int], Timing]]:
             if cpprb is not None:
                 theirs = cpprb.LaBERmean(b, m)
                 fns["cpprb"] = lambda theirs=theirs, p=p: theirs(priorities=p())
-            out[(b, m)] = measure(fns, number=None, repeat=9)
+            out[(b, m)] = measure(fns, number=None, repeat=ROUNDS)
     return batches, ms, out
 
 
@@ -350,7 +358,7 @@ def _batch_table(batches: list[int], ms: list[int], out: dict[tuple[int, int], T
     has_peer = "cpprb" in next(iter(out.values()))
     lines = [
         "**LaBERmean(B, m)**: laber's us per call (median)"
-        + ("; in brackets its speed-up over cpprb's LaBERmean, median [q1, q3] over 9 rounds" if has_peer else ""),
+        + (f"; in brackets its speed-up over cpprb's LaBERmean, median [q1, q3] over {ROUNDS} rounds" * has_peer),
         "",
         "| B | " + " | ".join(f"m = {m}" for m in ms) + " |",
         "|---|" + "---|" * len(ms),
@@ -381,7 +389,7 @@ def _batch_figure(batches: list[int], ms: list[int], out: dict[tuple[int, int], 
             ax.loglog(batches, [out[(b, m)].median("cpprb") for b in batches], "s--", color=color, alpha=0.6)
             meds = [spread(out[(b, m)].ratios("cpprb", "laber")) for b in batches]
             bx.semilogx(batches, [x[0] for x in meds], "o-", color=color, label=f"m={m}")
-            bx.fill_between(batches, [x[1] for x in meds], [x[2] for x in meds], color=color, alpha=0.2)
+            bx.fill_between(batches, [x[1] for x in meds], [x[2] for x in meds], color=color, alpha=0.12)
     ax.set_xlabel("B (output batch)")
     ax.set_ylabel("us per call (median)")
     ax.set_title("LaBERmean(B, m): laber (solid), cpprb (dashed)")
@@ -410,6 +418,8 @@ def main() -> None:
     )
     results = _by_size()
     _size_tables(results)
+    if NOT_TIMED:
+        REPORT.parts.append("\n".join(f"* {peer}: not timed ({why})" for peer, why in NOT_TIMED.items()) + "\n")
     batches, ms, out = _by_batch()
     _batch_table(batches, ms, out)
     if REPORT.figures_dir:
