@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import laber.buffers
+from _timing import QUICK, REPORT, fmt_ratio
 from laber import MPReplayBuffer
 
 SIZE = 20_000
@@ -53,7 +54,7 @@ def _explorer(rb: MPReplayBuffer, go: Any, stop: Any, counts: Any, slot: Any) ->
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    quick = QUICK
     batch = int(sys.argv[sys.argv.index("--batch") + 1]) if "--batch" in sys.argv else B
     seconds, rounds = (0.3, 2) if quick else (2.0, 7)
     ctx = mp.get_context("fork")
@@ -96,20 +97,25 @@ def main() -> None:
         rb.close()
     locked, unlocked = list(modes)
     row_kib = 2 * int(np.prod(FRAME)) / 1024
-    print(
-        f"sample({batch}) of {row_kib:.0f} KiB rows from {SIZE} rows; {rounds} rounds of {seconds} s; "
-        f"{os.cpu_count()} cores"
-    )
-    print("| | explorer adds/s (median) | learner samples/s (median) |")
-    print("|---|---|---|")
+    lines = [
+        f"**sample({batch}) of {row_kib:.0f} KiB rows from {SIZE:,} rows while an explorer adds** ({rounds} rounds "
+        f"of {seconds} s; {os.cpu_count()} cores)",
+        "",
+        "| | explorer adds/s (median) | learner samples/s (median) |",
+        "|---|---|---|",
+    ]
     for mode in modes:
-        print(f"| {mode} | {np.median(adds[mode]):,.0f} | {np.median(samples[mode]):,.1f} |")
-    add_ratio = np.array(adds[unlocked]) / np.array(adds[locked])
-    sample_ratio = np.array(samples[unlocked]) / np.array(samples[locked])
-    print(
-        f"| outside / under, per round | {np.median(add_ratio):.2f}x [{add_ratio.min():.2f}-{add_ratio.max():.2f}] "
-        f"| {np.median(sample_ratio):.2f}x [{sample_ratio.min():.2f}-{sample_ratio.max():.2f}] |"
+        lines.append(f"| {mode} | {np.median(adds[mode]):,.0f} | {np.median(samples[mode]):,.1f} |")
+    add_ratio = [a / b for a, b in zip(adds[unlocked], adds[locked], strict=True)]
+    sample_ratio = [a / b for a, b in zip(samples[unlocked], samples[locked], strict=True)]
+    lines.append(f"| outside / under, per round | {fmt_ratio(add_ratio)} | {fmt_ratio(sample_ratio)} |")
+    REPORT.section(
+        "Large gathers and writers",
+        "`benchmarks/bench_gather.py`: an explorer process adds image transitions to an `MPReplayBuffer` while "
+        "the learner samples large batches, with the gather under the buffer's lock and outside it (the default "
+        "for large batches).",
     )
+    REPORT.text("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ ORDER = (
     "bench_e2e",
     "bench_lock",
     "bench_mp",
+    "bench_gather",
     "bench_device",
     "bench_gpu",
 )
