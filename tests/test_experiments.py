@@ -95,7 +95,9 @@ def test_execute_writes_every_output_atomically(tmp_path: Path, buffers: None, a
     assert not (tmp_path / "run.partial").exists()
     with (out / "eval.csv").open() as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["step", "eval_return"] and [int(r[0]) for r in rows[1:]] == [0, 80, 160, 240]
+    assert rows[0] == ["step", "eval_return", "train_seconds"] and [int(r[0]) for r in rows[1:]] == [0, 80, 160, 240]
+    seconds = [float(r[2]) for r in rows[1:]]
+    assert seconds[0] >= 0.0 and seconds == sorted(seconds)  # training time at each evaluation, increasing
     assert (out / "episodes.csv").read_text().startswith("step,return\n")
     info = json.loads((out / "result.json").read_text())
     assert info["config"]["arm"] == arm and info["updates"] == 160 and info["seconds_per_update"] > 0
@@ -518,3 +520,47 @@ def test_summary_has_robust_aggregates(tmp_path: Path) -> None:
     assert f"{wins:.2f} [" in row
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["arms"][1]["robust"]["p_final"]["value"] == pytest.approx(wins)
+
+
+def test_equal_time_aggregates(tmp_path: Path) -> None:
+    """An arm that learns as fast per step but takes twice the time per step is worse at equal time."""
+    from laber.experiments.report import auc_in_time, equal_time_horizon, robust_scores, write_summary
+
+    assert auc_in_time(np.array([0.0, 10.0]), np.array([0.0, 10.0]), 10.0) == pytest.approx(5.0)
+    assert auc_in_time(np.array([2.0, 4.0]), np.array([1.0, 3.0]), 4.0) == pytest.approx(1.5)  # held at 1 until 2 s
+    steps = np.arange(11, dtype=np.int64) * 1000
+    curve = np.linspace(0.0, 100.0, 11)
+
+    def rec(arm: str, seed: int, seconds_per_step: float) -> RunRecord:
+        return RunRecord(
+            Path(f"/x/{arm}/{seed}"),
+            short(arm, seed=seed),
+            steps,
+            curve + seed,
+            1e-3,
+            1.0,
+            train_seconds=steps * seconds_per_step,
+        )
+
+    runs = {
+        "uniform": [rec("uniform", k, 1e-3) for k in range(5)],
+        "laber-mean": [rec("laber-mean", k, 2e-3) for k in range(5)],
+    }
+    summaries = summarize(runs, n_boot=100)
+    assert equal_time_horizon(summaries) == pytest.approx(10.0)  # uniform's 10 s; laber-mean reached 20 s
+    scores = robust_scores(summaries)
+    np.testing.assert_allclose(scores["uniform"]["auc"], scores["laber-mean"]["auc"])  # equal per step
+    np.testing.assert_allclose(scores["uniform"]["auc_time"], 50.0 + np.arange(5), rtol=1e-9)
+    np.testing.assert_allclose(scores["laber-mean"]["auc_time"], 25.0 + np.arange(5), rtol=1e-9)  # half-way
+    write_summary(summaries, tmp_path, env_id="CartPole-v1", config={})
+    text = (tmp_path / "summary.md").read_text()
+    assert "IQM AUC, equal time" in text and "first 10 s of training" in text
+
+
+def test_runs_without_training_times_still_load(tmp_path: Path, buffers: None) -> None:
+    out = tmp_path / "run"
+    execute(short("uniform"), out, progress=False, tensorboard=False)
+    rows = (out / "eval.csv").read_text().splitlines()
+    (out / "eval.csv").write_text("\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n")  # laber 0.2's file
+    record = load_run(out)
+    assert record.train_seconds is None and record.returns.size == len(rows) - 1

@@ -245,6 +245,8 @@ class RunResult:
     config: DQNConfig
     eval_steps: list[int] = field(default_factory=list)
     eval_returns: list[float] = field(default_factory=list)
+    # at each evaluation: wall-clock seconds since the run started, time spent in evaluations excluded
+    eval_train_seconds: list[float] = field(default_factory=list)
     episode_steps: list[int] = field(default_factory=list)
     episode_returns: list[float] = field(default_factory=list)
     updates: int = 0
@@ -1042,10 +1044,15 @@ def train(
         result = RunResult(config=config)
         snapshots = frozenset(int(s) for s in snapshot_steps)
 
+        evaluating = [0.0]  # seconds spent in evaluations so far
+
         def evaluate(step: int) -> None:
+            t0 = time.perf_counter()
             value = _evaluate(learner, eval_envs, eval_rng)
             result.eval_steps.append(step)
             result.eval_returns.append(value)
+            result.eval_train_seconds.append(t0 - start - evaluating[0])
+            evaluating[0] += time.perf_counter() - t0
             if on_eval is not None:
                 on_eval(step, value)
 

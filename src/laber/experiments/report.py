@@ -65,6 +65,7 @@ class ArmSummary:
     seconds_per_update: float
     wall_seconds: float
     curves: np.ndarray  # (seeds, points): every seed's evaluation returns, unsmoothed
+    times: np.ndarray | None = None  # (seeds, points): training seconds at each evaluation; None if not recorded
 
 
 def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int = 0) -> list[ArmSummary]:
@@ -92,6 +93,9 @@ def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int 
                 seconds_per_update=float(np.mean([rec.seconds_per_update for rec in records])),
                 wall_seconds=float(np.mean([rec.wall_seconds for rec in records])),
                 curves=curves,
+                times=None
+                if any(rec.train_seconds is None for rec in records)
+                else np.stack([np.asarray(rec.train_seconds) for rec in records]),
             )
         )
     return out
@@ -271,15 +275,38 @@ def write_plot(
 ROBUST_BASELINE = "uniform"
 
 
+def equal_time_horizon(summaries: list[ArmSummary]) -> float | None:
+    """The training time every run reached (the shortest run's last evaluation), or None when some run did not
+    record its training time or none reached a positive time."""
+    if not summaries or any(s.times is None for s in summaries):
+        return None
+    horizon = min(float(s.times[:, -1].min()) for s in summaries if s.times is not None)
+    return horizon if horizon > 0 else None
+
+
+def auc_in_time(times: np.ndarray, returns: np.ndarray, horizon: float, points: int = 401) -> float:
+    """Mean evaluation return over training time ``[0, horizon]``: the curve interpolated linearly in time
+    (held at its first value before the first evaluation), integrated by the trapezoid rule, over ``horizon``.
+    Compares arms at equal wall-clock time (LaBER's updates cost more than uniform's)."""
+    grid = np.linspace(0.0, horizon, points)
+    values = np.interp(grid, times, returns)
+    return float(np.mean((values[1:] + values[:-1]) / 2.0))
+
+
 def robust_scores(summaries: list[ArmSummary]) -> dict[str, dict[str, np.ndarray]]:
-    """Per arm, the per-seed ``auc`` and ``final`` scores (one task: a ``(seeds,)`` vector each)."""
-    return {
-        s.arm: {
+    """Per arm, the per-seed ``auc`` and ``final`` scores, and ``auc_time`` (:func:`auc_in_time` up to
+    :func:`equal_time_horizon`) when every run recorded its training time (one task: ``(seeds,)`` vectors)."""
+    horizon = equal_time_horizon(summaries)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for s in summaries:
+        row = {
             "auc": np.array([auc(s.steps, c) for c in s.curves]),
             "final": np.array([final_return(s.steps, c) for c in s.curves]),
         }
-        for s in summaries
-    }
+        if horizon is not None and s.times is not None:
+            row["auc_time"] = np.array([auc_in_time(t, c, horizon) for t, c in zip(s.times, s.curves, strict=True)])
+        out[s.arm] = row
+    return out
 
 
 def robust_aggregate(
@@ -308,14 +335,24 @@ def robust_aggregate(
 def _robust_markdown(summaries: list[ArmSummary]) -> list[str]:
     robust = robust_aggregate(summaries)
     has_base = any(s.arm == ROBUST_BASELINE for s in summaries)
+    horizon = equal_time_horizon(summaries)
+    timed = horizon is not None
     lines = [
         "",
         "Robust aggregates (Agarwal et al., NeurIPS 2021): interquartile mean over seeds and, against uniform, the "
         "probability that a run of the arm beats a run of uniform (0.5: neither is better), each with a 95% "
-        "stratified-bootstrap interval (none below 5 seeds; with fewer than 10 they are wide and under-cover).",
+        "stratified-bootstrap interval (none below 5 seeds; with fewer than 10 they are wide and under-cover)."
+        + (
+            f" Equal time: the mean evaluation return over the first {horizon:.0f} s of training (evaluations "
+            "excluded), the time every run reached, so that arms whose updates cost more are compared at the "
+            "same compute."
+            if horizon is not None
+            else ""
+        ),
         "",
-        "| arm | IQM final | IQM AUC | P(> uniform), final | P(> uniform), AUC |",
-        "|---|---|---|---|---|",
+        "| arm | IQM final | IQM AUC | P(> uniform), final | P(> uniform), AUC |"
+        + (" IQM AUC, equal time | P(> uniform), equal time |" if timed else ""),
+        "|---|---|---|---|---|" + ("---|---|" if timed else ""),
     ]
     seeds = {s.arm: len(s.seeds) for s in summaries}
     base_seeds = seeds.get(ROBUST_BASELINE, 0)
@@ -335,6 +372,8 @@ def _robust_markdown(summaries: list[ArmSummary]) -> list[str]:
             cell(r["p_final"], 2, both),
             cell(r["p_auc"], 2, both),
         ]
+        if timed:
+            cells += [cell(r.get("iqm_auc_time"), 1, alone), cell(r.get("p_auc_time"), 2, both)]
         lines.append(f"| {s.arm} | " + " | ".join(cells) + " |")
     return lines
 

@@ -2,7 +2,9 @@
 
 A run directory holds
 
-* ``eval.csv``: ``step,eval_return`` (mean greedy return of the evaluation episodes), one row per evaluation;
+* ``eval.csv``: ``step,eval_return,train_seconds`` (mean greedy return of the evaluation episodes; wall-clock
+  seconds since the run started, evaluations excluded), one row per evaluation (runs written before laber 0.3
+  have no ``train_seconds``);
 * ``episodes.csv``: ``step,return`` of every training episode;
 * ``tb/``: TensorBoard event files, when the ``tensorboard`` package is installed (skipped otherwise);
 * ``result.json``: the config, timing (seconds per update) and versions, written last.
@@ -76,6 +78,7 @@ class RunRecord:
     returns: np.ndarray
     seconds_per_update: float
     wall_seconds: float
+    train_seconds: np.ndarray | None = None  # at each evaluation; None for runs written before the column
 
 
 def run_dir(root: str | os.PathLike[str], arm: str, seed: int) -> Path:
@@ -232,11 +235,11 @@ def _tensorboard_writer(path: Path) -> Any:
     return SummaryWriter(log_dir=str(path))
 
 
-def _write_csv(path: Path, header: tuple[str, str], rows: list[tuple[int, float]]) -> None:
+def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        writer.writerows((step, repr(float(value))) for step, value in rows)
+        writer.writerows((step, *(repr(float(v)) for v in values)) for step, *values in rows)
 
 
 def execute(
@@ -322,7 +325,9 @@ def _write_outputs(path: Path, result: RunResult, *, tensorboard: bool) -> None:
     from laber import __version__
 
     _write_csv(
-        path / EVAL_FILE, ("step", "eval_return"), list(zip(result.eval_steps, result.eval_returns, strict=True))
+        path / EVAL_FILE,
+        ("step", "eval_return", "train_seconds"),
+        list(zip(result.eval_steps, result.eval_returns, result.eval_train_seconds, strict=True)),
     )
     _write_csv(
         path / EPISODES_FILE, ("step", "return"), list(zip(result.episode_steps, result.episode_returns, strict=True))
@@ -356,4 +361,5 @@ def load_run(path: str | os.PathLike[str]) -> RunRecord:
         returns=data[:, 1].astype(np.float64),
         seconds_per_update=float(info["seconds_per_update"]),
         wall_seconds=float(info["wall_seconds"]),
+        train_seconds=data[:, 2].astype(np.float64) if data.shape[1] > 2 else None,
     )
