@@ -154,6 +154,16 @@ class Report:
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.figures_dir: str | None = None  # set by run.py --figures; figures are drawn only when set
+        self.headlines: dict[str, float] = {}  # label -> value: the numbers kept across runs (run.py --write)
+
+    def headline(self, label: str, value: float) -> None:
+        """A number worth comparing across runs (the README quotes their ranges): a ratio or a time."""
+        self.headlines[label] = float(value)
+
+    def ratio_headline(self, label: str, timing: Timing, numerator: str, denominator: str) -> None:
+        """The median over the rounds of ``numerator / denominator``, if both were timed."""
+        if numerator in timing and denominator in timing:
+            self.headline(label, spread(timing.ratios(numerator, denominator))[0])
 
     def section(self, title: str, text: str = "") -> None:
         print(f"\n=== {title}")

@@ -149,9 +149,14 @@ def main() -> None:
         f"done, filled; batch {B}. SB3 adds one step of `n_envs` environments per call (add {B}: one call with "
         "`n_envs=256`) and returns torch tensors; TorchRL stores TensorDicts in a `LazyTensorStorage`.",
     )
-    REPORT.table("add 1 transition", measure(add1, number=scaled(2000, 5), repeat=15), ["laber"], peers)
-    REPORT.table(f"add {B} transitions", measure(addb, number=scaled(500, 5), repeat=15), ["laber"], peers[:-1])
-    REPORT.table(f"sample {B}", measure(samp, number=scaled(500, 5), repeat=15), ["laber"], peers[:-1])
+    for title, fns, number, refs in (
+        ("add 1 transition", add1, 2000, peers),
+        (f"add {B} transitions", addb, 500, peers[:-1]),
+        (f"sample {B}", samp, 500, peers[:-1]),
+    ):
+        timing = measure(fns, number=scaled(number, 5), repeat=15)
+        REPORT.table(title, timing, ["laber"], refs)
+        REPORT.ratio_headline(f"ReplayBuffer {title}: vs cpprb (x)", timing, CPPRB, "laber")
 
 
 if __name__ == "__main__":

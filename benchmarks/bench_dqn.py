@@ -95,6 +95,7 @@ def main() -> None:
             "per update (median over the rounds)."
         )
     REPORT.table("DQN update, time / uniform's", timing, arms, ["uniform", FLOOR], kind="cost", note=own)
+    REPORT.ratio_headline("DQN update, laber-mean / uniform (x)", timing, "laber-mean", "uniform")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,10 @@ def main() -> None:
         [sb3, "laber DQN, uniform"],
         note=f"Environment steps per second (median): {steps_per_s}.",
     )
+    for name in ("uniform", "laber-mean"):
+        REPORT.ratio_headline(
+            f"CartPole training, laber {name}: env steps/s vs SB3 DQN (x)", timing, sb3, f"laber DQN, {name}"
+        )
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ def main() -> None:
             ["laber"],
             [cpprb_name, floor_name],
         )
+        REPORT.ratio_headline(f"image sample({batch}), stack_compress: vs cpprb (x)", timing, cpprb_name, "laber")
+        REPORT.ratio_headline(f"image sample({batch}), stack_compress: vs numpy floor (x)", timing, floor_name, "laber")
 
 
 if __name__ == "__main__":

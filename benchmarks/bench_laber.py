@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from _timing import REPORT, Fns, measure, scaled
+from _timing import REPORT, Fns, Timing, measure, scaled
 from laber import LaBERlazy, LaBERmax, LaBERmean, set_numba
 
 B, M = 256, 4
@@ -75,7 +75,7 @@ def main() -> None:
         print("cpprb is not installed (pip install cpprb==11.0.0): laber alone")
         peer = {}
 
-    def table(title: str, ours: Callable[[], object], theirs: Callable[[], object] | None, note: str = "") -> None:
+    def table(title: str, ours: Callable[[], object], theirs: Callable[[], object] | None, note: str = "") -> Timing:
         fns: Fns = {}
         if numba:
             fns["laber (numba)"] = ours
@@ -84,6 +84,7 @@ def main() -> None:
             fns[CPPRB] = theirs
         timing = measure(fns, number=scaled(300, 5), repeat=21)
         REPORT.table(title, timing, ["laber (numba)", "laber (numpy)"], [CPPRB], note=note)
+        return timing
 
     REPORT.section(
         "LaBER sub-sampling",
@@ -93,16 +94,21 @@ def main() -> None:
     ours_mean, lazy, mx = LaBERmean(B, M, rng=0), LaBERlazy(B, M, rng=0), LaBERmax(B, M, rng=0)
     shuffled = LaBERmean(B, M, rng=0, shuffle=True)
     mean_peer = peer.get("mean")
-    table(
+    bare = table(
         "LaBERmean(256, m=4), uniform(0, 1) priorities",
         lambda: ours_mean(priorities=p()),
         None if mean_peer is None else lambda: mean_peer(priorities=p()),
     )
-    table(
+    more = table(
         "LaBERmean(256, m=4) with five extra arrays (obs, act, rew, next_obs, done)",
         lambda: ours_mean(priorities=p(), **extras),
         None if mean_peer is None else lambda: mean_peer(priorities=p(), **extras),
     )
+    for label, timing in (("", bare), (" with five extra arrays", more)):
+        if "laber (numba)" in timing:
+            REPORT.headline(f"LaBERmean(256, m=4){label}, numba: us per call", timing.median("laber (numba)"))
+            REPORT.ratio_headline(f"LaBERmean(256, m=4){label}, numba: vs cpprb (x)", timing, CPPRB, "laber (numba)")
+        REPORT.ratio_headline(f"LaBERmean(256, m=4){label}, numpy only: vs cpprb (x)", timing, CPPRB, "laber (numpy)")
     table(
         "LaBERmean(256, m=4), heavy-tailed priorities |t(2)|",
         lambda: ours_mean(priorities=h()),

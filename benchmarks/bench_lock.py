@@ -85,6 +85,8 @@ def main() -> None:
     for title, with_lock, without, number in rows:
         timing = measure({"without lock": without, "with lock (shipped)": with_lock}, number=number, repeat=15)
         REPORT.table(title, timing, ["with lock (shipped)"], ["without lock"], kind="cost")
+        if title.startswith("ReplayBuffer.add(1"):
+            REPORT.ratio_headline(f"lock cost, {title} (x)", timing, "with lock (shipped)", "without lock")
 
 
 if __name__ == "__main__":

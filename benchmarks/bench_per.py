@@ -207,6 +207,10 @@ def main() -> None:
         f"batch {B}; alpha 0.6, beta 0.4; every implementation in one round-robin.",
     )
     REPORT.table(f"PER sample of {B} from {N:.0e} rows", _only(timing, lambda n: not n.endswith(" s+u")), ours, peers)
+    REPORT.ratio_headline(f"PER sample({B}), numba: vs cpprb (x)", timing, "cpprb 11.0.0", "laber (numba)")
+    REPORT.ratio_headline(
+        f"PER sample({B}) + update_priorities, numba: vs cpprb (x)", timing, "cpprb 11.0.0 s+u", "laber (numba) s+u"
+    )
     REPORT.table(
         f"PER sample of {B} + update_priorities of {B}",
         _only(timing, lambda n: n.endswith(" s+u")),

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
+import json
 import os
 import pathlib
 import sys
 import time
 import traceback
+from typing import Any
 
 # The order of the page; scripts not named here (e.g. bench_ray.py) follow in name order.
 ORDER = (
@@ -63,6 +65,56 @@ def _scripts(here: pathlib.Path, only: set[str]) -> list[pathlib.Path]:
     if only:
         ordered = [p for p in ordered if p.stem in only or p.stem.removeprefix("bench_") in only]
     return ordered
+
+
+KEEP_RUNS = 5
+
+
+def _history(page: pathlib.Path, headlines: dict[str, float], machine: list[tuple[str, str]], quick: bool) -> Any:
+    """Append this run's headline numbers to ``<page>-history.json`` (the last KEEP_RUNS runs); return them."""
+    path = page.with_name(page.stem + "-history.json")
+    runs = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    if not quick and len(headlines) > 0:
+        info = dict(machine)
+        runs.append(
+            {
+                "date": datetime.datetime.now().isoformat(timespec="minutes"),
+                "load": f"{info.get('load average (1, 5, 15 min)', '?')} -> {info.get('load average at the end', '?')}",
+                "values": headlines,
+            }
+        )
+        runs = runs[-KEEP_RUNS:]
+        path.write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
+    return runs if not quick else [{"date": "this quick run", "load": "", "values": headlines}]
+
+
+def _headline_table(runs: Any) -> str:
+    """The headline numbers of the last runs side by side, with their range (what the README quotes)."""
+    if not runs:
+        return ""
+    labels: list[str] = []
+    for run in runs:
+        labels += [label for label in run["values"] if label not in labels]
+    lines = [
+        "## Headline numbers across runs",
+        "",
+        f"The medians of a few tables, from the last {len(runs)} separate run(s) of `make bench` (each a "
+        "separate process, on whatever load the machine had: the load average at the start and the end of each "
+        "run is given); the range is what the README quotes.",
+        "",
+        "| | " + " | ".join(f"{run['date']}" for run in runs) + " | range |",
+        "|---|" + "---|" * (len(runs) + 1),
+        "| load average | " + " | ".join(run["load"] for run in runs) + " | |",
+    ]
+    for label in labels:
+        values = [run["values"].get(label) for run in runs]
+        present = [v for v in values if v is not None]
+        unit = "x" if label.endswith("(x)") else ""
+        name = label.removesuffix(" (x)")
+        cells = [f"{v:.2f}{unit}" if v is not None else "" for v in values]
+        span = f"{min(present):.2f}{unit}-{max(present):.2f}{unit}" if present else ""
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {span} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             quick=quick,
             machine="\n".join(f"| {k} | {v} |" for k, v in machine_rows),
         )
-        pathlib.Path(args.write).write_text(header + "\n" + _timing.REPORT.markdown(), encoding="utf-8")
+        history = _history(pathlib.Path(args.write), _timing.REPORT.headlines, machine_rows, _timing.QUICK)
+        page = header + "\n" + _headline_table(history) + "\n" + _timing.REPORT.markdown()
+        pathlib.Path(args.write).write_text(page, encoding="utf-8")
         print(f"wrote {args.write}")
     print(f"total: {minutes:.1f} min" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
