@@ -356,7 +356,7 @@ def test_plot_has_one_panel_per_arm(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     runs = {
         arm: [_record(arm, k, np.clip(rng.normal(np.linspace(20, 450, 21), 40), 0, 500)) for k in range(n)]
-        for arm, n in zip(dqn.ARMS, [5, 5, 5, 5, 5, 5, 1], strict=True)
+        for arm, n in zip(dqn.ARMS[:7], [5, 5, 5, 5, 5, 5, 1], strict=True)
     }
     summaries = summarize(runs, n_boot=200)
     path = write_plot(
