@@ -1,0 +1,177 @@
+"""SAC with the replay arms (laber.agents.sac): every arm trains, runs are reproducible, the policy's density is
+the tanh-squashed Gaussian's, and LaBER's recipe gives each critic its own sub-batch and the actor a uniform one."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+
+from laber.agents import sac  # noqa: E402
+from laber.agents.sac import SAC_ARMS, SACConfig, train_sac  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def short(arm: str = "uniform", **kw: Any) -> SACConfig:
+    settings: dict[str, Any] = dict(
+        env_id="Pendulum-v1",
+        arm=arm,
+        steps=260,
+        batch_size=16,
+        m=4,
+        hidden=(16, 16),
+        learning_starts=200,
+        eval_every=130,
+        eval_episodes=1,
+    )
+    settings.update(kw)
+    return SACConfig(**settings)
+
+
+@pytest.mark.parametrize("arm", SAC_ARMS)
+def test_every_arm_trains(arm: str) -> None:
+    result = train_sac(short(arm))
+    assert result.eval_steps == [0, 130, 260] and all(math.isfinite(v) for v in result.eval_returns)
+    assert result.updates == 60 and result.seconds_per_update > 0
+    assert result.eval_train_seconds == sorted(result.eval_train_seconds)
+    assert len(result.episode_returns) == 1  # Pendulum's episodes are 200 steps
+
+
+def test_same_seed_same_run() -> None:
+    a, b = train_sac(short("laber-mean", seed=3)), train_sac(short("laber-mean", seed=3))
+    assert a.eval_returns == b.eval_returns and a.episode_returns == b.episode_returns
+    c = train_sac(short("laber-mean", seed=4))
+    assert c.eval_returns != a.eval_returns
+
+
+def test_log_density_is_the_squashed_gaussian() -> None:
+    """``log pi`` equals torch.distributions' density of ``scale * tanh(N(mu, sigma)) + bias``."""
+    low, high = np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32)
+    actor = sac._Actor(torch, 3, 2, (8,), low, high)
+    obs = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+    act, logp = actor.sample(obs, gen)
+    mu, log_std = actor.net(obs).chunk(2, dim=-1)
+    base = torch.distributions.Normal(mu, log_std.clamp(*actor.LOG_STD).exp())
+    dist = torch.distributions.TransformedDistribution(
+        base,
+        [torch.distributions.TanhTransform(), torch.distributions.AffineTransform(actor.bias, actor.scale)],
+    )
+    inside = act.clamp(torch.as_tensor(low) + 1e-4, torch.as_tensor(high) - 1e-4)  # tanh saturates in float32
+    keep = (inside == act).all(-1)
+    want = dist.log_prob(act).sum(-1)
+    torch.testing.assert_close(logp[keep], want[keep], rtol=1e-4, atol=1e-4)
+    assert ((act >= torch.as_tensor(low)) & (act <= torch.as_tensor(high))).all()
+
+
+class _FixedBuffer:
+    """Always returns the same large batch (records what was asked)."""
+
+    def __init__(self, rows: dict[str, np.ndarray]) -> None:
+        self.rows = rows
+        self.asked: list[int] = []
+
+    def sample(self, n: int) -> dict[str, np.ndarray]:
+        self.asked.append(n)
+        return {k: v[:n].copy() for k, v in self.rows.items()}
+
+
+def test_laber_gives_each_critic_its_own_sub_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = short("laber-mean")
+    b, m = config.batch_size, config.m
+    seeds = np.random.SeedSequence(0).spawn(7)
+    agent = sac._SAC(config, 3, 1, np.array([-2.0], np.float32), np.array([2.0], np.float32), seeds)
+    rng = np.random.default_rng(0)
+    rows = {
+        "obs": rng.normal(size=(b * m, 3)).astype(np.float32),
+        "act": rng.uniform(-2, 2, size=(b * m, 1)).astype(np.float32),
+        "rew": rng.normal(size=(b * m, 1)).astype(np.float32),
+        "next_obs": rng.normal(size=(b * m, 3)).astype(np.float32),
+        "done": (rng.random((b * m, 1)) < 0.1).astype(np.float32),
+    }
+    buffer = _FixedBuffer(rows)
+    draws: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+    critic_calls: list[tuple[int, Any, Any, Any]] = []
+    actor_calls: list[Any] = []
+    laber = agent.laber
+    q_before: list[Any] = []
+
+    def record_laber(priorities: np.ndarray) -> dict[str, np.ndarray]:
+        out = laber(priorities=priorities)
+        draws.append((priorities.copy(), out))
+        return out
+
+    real_step, real_target = agent.critic_step, agent.target
+    targets: list[Any] = []
+
+    def record_target(batch: dict[str, Any]) -> Any:
+        with torch.no_grad():
+            x = torch.cat([batch["obs"], batch["act"]], dim=-1)
+            q_before.extend(net(x).squeeze(-1).clone() for net in agent.critics.q)
+        y = real_target(batch)
+        targets.append(y)
+        return y
+
+    def record_step(k: int, obs: Any, act: Any, y: Any, weights: Any) -> Any:
+        critic_calls.append((k, obs.clone(), y.clone(), weights.clone()))
+        return real_step(k, obs, act, y, weights)
+
+    monkeypatch.setattr(agent, "laber", record_laber)
+    monkeypatch.setattr(agent, "target", record_target)
+    monkeypatch.setattr(agent, "critic_step", record_step)
+    monkeypatch.setattr(agent, "actor_step", lambda obs: actor_calls.append(obs.clone()))
+    agent.update(buffer, 0.5)
+
+    assert buffer.asked == [b * m]
+    y = targets[0]
+    assert len(draws) == 2 and [c[0] for c in critic_calls] == [0, 1]
+    for k in range(2):
+        priorities, out = draws[k]
+        np.testing.assert_allclose(priorities, (y - q_before[k]).abs().numpy(), rtol=1e-6)  # |delta_k|, pre-update
+        idx = out["indexes"]
+        _, obs, y_k, w_k = critic_calls[k]
+        np.testing.assert_array_equal(obs.numpy(), rows["obs"][idx])
+        np.testing.assert_array_equal(y_k.numpy(), y.numpy()[idx])
+        q = priorities + config.laber_eps
+        np.testing.assert_allclose(w_k.numpy(), (q.mean() / q[idx]).astype(np.float32), rtol=1e-5)  # mean(q)/q_j
+    assert not np.array_equal(draws[0][1]["indexes"], draws[1][1]["indexes"])  # two critics, two sub-batches
+    np.testing.assert_array_equal(actor_calls[0].numpy(), rows["obs"][:b])  # the actor: a uniform B-subset
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"arm": "laber-max"}, "arm must be one of"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"tau": 2.0}, "tau"),
+        ({"learning_starts": 10}, "learning_starts"),
+        ({"hidden": ()}, "hidden"),
+    ],
+)
+def test_bad_settings_are_refused(settings: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        short(**settings)
+
+
+def test_discrete_environments_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"continuous actions; env_id='CartPole-v1'"):
+        train_sac(short("uniform", env_id="CartPole-v1"))
+
+
+def test_config_round_trips() -> None:
+    config = short("per", seed=2)
+    assert SACConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown SACConfig settings"):
+        SACConfig.from_dict({**config.to_dict(), "lr_typo": 1})
