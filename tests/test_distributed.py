@@ -371,3 +371,16 @@ def test_apex_ray_example(ray_local: Any, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training: 800 steps" in result.stdout
     assert "mean evaluation return of the greedy learner policy" in result.stdout
+
+
+def test_bench_ray_quick(ray_local: Any) -> None:
+    """benchmarks/bench_ray.py --quick runs end to end (on this module's Ray: RAY_ADDRESS), so it cannot rot."""
+    import os
+
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address}
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    result = subprocess.run(
+        [sys.executable, "bench_ray.py", "--quick"], capture_output=True, text=True, cwd=bench, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "transitions per second added" in result.stdout and "Ray server, 2 shards, sample(1024)" in result.stdout

@@ -34,6 +34,7 @@ resends its rows; a retried ``update_priorities`` after a restart is dropped for
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -71,6 +72,10 @@ class ReplayClient:
 
     Pickling (to pass the client to Ray actors) keeps the servers, spec, write shard and generator state, and
     starts a fresh stream: adds in flight and open N-step windows stay with the original.
+
+    Threads: every public method holds the client's lock (a ``threading.RLock``) for the whole call, replies
+    included, so threads sharing one client are served one call at a time; give each thread its own client
+    (``writer(i)``) to overlap them.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class ReplayClient:
         self._stream = WriterStream(spec)
         self._in_flight: list[tuple[Any, list[Part]]] = []
         self._stats: list[ShardStats | None] = [None] * len(servers)
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------------------- handles
     @property
@@ -139,11 +145,13 @@ class ReplayClient:
         state = dict(self.__dict__)
         state["_in_flight"] = []
         state["_stream"] = None
+        state["_lock"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._stream = WriterStream(self._spec)
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"ReplayClient(shards={len(self._servers)}, kind={self._spec.kind!r}, write_shard={self._write_shard})"
@@ -159,11 +167,13 @@ class ReplayClient:
         to the write shard without waiting for the reply (at most ``max_in_flight`` calls travel at once).
         ``priorities``: None (the shard's running maximum), a scalar or one value per row (prioritized).
         """
-        self._send(self._stream.push(fields, priorities))
+        with self._lock:
+            self._send(self._stream.push(fields, priorities))
 
     def on_episode_end(self) -> None:
         """End this writer's episode: open N-step windows are cut and their rows sent."""
-        self._send(self._stream.flush())
+        with self._lock:
+            self._send(self._stream.flush())
 
     def _send(self, parts: list[Part]) -> None:
         if not parts:
@@ -187,13 +197,15 @@ class ReplayClient:
 
     def flush(self) -> None:
         """Wait until every add sent by this client is stored (N-step windows still open stay here)."""
-        self._settle(0)
+        with self._lock:
+            self._settle(0)
 
     # ------------------------------------------------------------------------------------------- reading
     def stats(self) -> list[ShardStats]:
         """Every shard's :class:`ShardStats` now (one parallel call each; after this client's adds)."""
-        self.flush()
-        return self._refresh()
+        with self._lock:
+            self.flush()
+            return self._refresh()
 
     def _refresh(self) -> list[ShardStats]:
         calls = [s.stats.remote for s in self._servers]
@@ -214,27 +226,28 @@ class ReplayClient:
         ``w_i = (P_i / min_j P_j) ** -beta`` over the rows of every shard. ``beta >= 0`` (ignored by uniform
         shards, which return no weights). Read-only arrays; one call per shard, in parallel.
         """
-        batch_size = check_positive_int(batch_size, "batch_size")
-        beta = check_nonnegative_float(beta, "beta")
-        self.flush()
-        for _ in range(_ATTEMPTS):
-            masses = self._masses()
-            if not masses.sum() > 0:
-                masses = np.array([st.total for st in self._refresh()], dtype=np.float64)
+        with self._lock:
+            batch_size = check_positive_int(batch_size, "batch_size")
+            beta = check_nonnegative_float(beta, "beta")
+            self.flush()
+            for _ in range(_ATTEMPTS):
+                masses = self._masses()
                 if not masses.sum() > 0:
-                    raise ValueError("cannot sample from an empty buffer: add transitions first")
-            counts = split(masses, batch_size, self._rng)
-            calls = [
-                partial(s.sample.remote, int(k), beta) if k else s.stats.remote
-                for s, k in zip(self._servers, counts, strict=True)
-            ]
-            replies = gather(calls, self._timeout, [self._name(i) for i in range(self.shards)])
-            stats = [reply[1] if k else reply for reply, k in zip(replies, counts, strict=True)]
-            self._stats = list(stats)
-            batches = [reply[0] if k else None for reply, k in zip(replies, counts, strict=True)]
-            if all(b is not None for b, k in zip(batches, counts, strict=True) if k):
-                return self._merge(batches, masses, stats, beta)
-        raise ValueError("cannot sample: the shards kept changing (restarting empty) while the batch was drawn")
+                    masses = np.array([st.total for st in self._refresh()], dtype=np.float64)
+                    if not masses.sum() > 0:
+                        raise ValueError("cannot sample from an empty buffer: add transitions first")
+                counts = split(masses, batch_size, self._rng)
+                calls = [
+                    partial(s.sample.remote, int(k), beta) if k else s.stats.remote
+                    for s, k in zip(self._servers, counts, strict=True)
+                ]
+                replies = gather(calls, self._timeout, [self._name(i) for i in range(self.shards)])
+                stats = [reply[1] if k else reply for reply, k in zip(replies, counts, strict=True)]
+                self._stats = list(stats)
+                batches = [reply[0] if k else None for reply, k in zip(replies, counts, strict=True)]
+                if all(b is not None for b, k in zip(batches, counts, strict=True) if k):
+                    return self._merge(batches, masses, stats, beta)
+            raise ValueError("cannot sample: the shards kept changing (restarting empty) while the batch was drawn")
 
     def _merge(
         self,
@@ -262,13 +275,14 @@ class ReplayClient:
         """Set the priorities of the rows at global ``indexes`` (from ``sample``): one call per shard holding
         some, in parallel. Checked as a whole first. A shard skips rows written since its last draw (rows the
         learner never saw: ``check_for_update``) and rows a restart lost. Duplicates: the last value wins."""
-        if not self._spec.prioritized:
-            raise TypeError("update_priorities needs a prioritized server (BufferSpec(kind='prioritized'))")
-        routed = route(indexes, priorities, self._spec.size, self.shards)
-        order = sorted(routed)
-        calls = [partial(self._servers[s].update_priorities.remote, *routed[s]) for s in order]
-        for s, st in zip(order, gather(calls, self._timeout, [self._name(s) for s in order]), strict=True):
-            self._stats[s] = st
+        with self._lock:
+            if not self._spec.prioritized:
+                raise TypeError("update_priorities needs a prioritized server (BufferSpec(kind='prioritized'))")
+            routed = route(indexes, priorities, self._spec.size, self.shards)
+            order = sorted(routed)
+            calls = [partial(self._servers[s].update_priorities.remote, *routed[s]) for s in order]
+            for s, st in zip(order, gather(calls, self._timeout, [self._name(s) for s in order]), strict=True):
+                self._stats[s] = st
 
     # ------------------------------------------------------------------------------------------- files
     def _paths(self, directory: str | os.PathLike[str]) -> list[str]:
@@ -280,21 +294,23 @@ class ReplayClient:
     def save(self, directory: str | os.PathLike[str]) -> list[str]:
         """Every shard's ``save_checkpoint`` to ``directory/shard-<s>.laber`` (atomic each; the directory is on
         the servers' machines, so give a shared file system on a cluster). The paths written."""
-        paths = self._paths(directory)
-        self.flush()
-        calls = [partial(s.save.remote, p) for s, p in zip(self._servers, paths, strict=True)]
-        written: list[str] = gather(calls, self._timeout, [self._name(i) for i in range(self.shards)])
-        return written
+        with self._lock:
+            paths = self._paths(directory)
+            self.flush()
+            calls = [partial(s.save.remote, p) for s, p in zip(self._servers, paths, strict=True)]
+            written: list[str] = gather(calls, self._timeout, [self._name(i) for i in range(self.shards)])
+            return written
 
     def load(self, directory: str | os.PathLike[str]) -> None:
         """Replace every shard's state with ``directory/shard-<s>.laber`` (as written by ``save``). Every file
         must exist first (checked here, on this machine's view of the directory); each shard checks its file
         whole before it changes anything."""
-        paths = self._paths(directory)
-        missing = [p for p in paths if not os.path.exists(p)]
-        if missing:
-            raise ValueError(f"directory={os.fspath(directory)!r} lacks {missing} (one file per shard)")
-        self.flush()
-        self._stream.clear()
-        calls = [partial(s.load.remote, p) for s, p in zip(self._servers, paths, strict=True)]
-        self._stats = list(gather(calls, self._timeout, [self._name(i) for i in range(self.shards)]))
+        with self._lock:
+            paths = self._paths(directory)
+            missing = [p for p in paths if not os.path.exists(p)]
+            if missing:
+                raise ValueError(f"directory={os.fspath(directory)!r} lacks {missing} (one file per shard)")
+            self.flush()
+            self._stream.clear()
+            calls = [partial(s.load.remote, p) for s, p in zip(self._servers, paths, strict=True)]
+            self._stats = list(gather(calls, self._timeout, [self._name(i) for i in range(self.shards)]))
