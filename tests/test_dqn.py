@@ -17,7 +17,7 @@ from torch.overrides import TorchFunctionMode  # noqa: E402
 from laber.agents import dqn  # noqa: E402
 from laber.agents.dqn import ARMS, DQNConfig, double_dqn_target, train  # noqa: E402
 
-PER_ARMS = ("per", "per-laber", "ger")  # the arms that sample a prioritized buffer
+PER_ARMS = ("per", "per-laber", "per-laber-paper", "ger")  # the arms that sample a prioritized buffer
 
 
 # ------------------------------------------------------------------------------------- stand-in buffer
@@ -226,7 +226,23 @@ def test_per_laber_weights_are_laber_weights_times_per_weights() -> None:
     np.testing.assert_array_equal(weights, expected["weights"] * per_weights.reshape(-1)[positions])
 
 
-@pytest.mark.parametrize("arm", ["per", "per-laber"])
+def test_per_laber_paper_weights_are_laber_weights_alone() -> None:
+    """The authors' PER-LaBER: the same draw as per-laber, LaBER's weights without PER's."""
+    import laber
+
+    config = DQNConfig(arm="per-laber-paper", batch_size=8, m=4)
+    sampler = dqn._make_sampler(config, None, dqn._seeds(0))
+    rng = np.random.default_rng(1)
+    td = rng.normal(scale=2.0, size=32).astype(np.float32)
+    positions, weights = sampler.select(td, {"weights": rng.uniform(0.1, 1.0, size=(32, 1)).astype(np.float32)})
+    reference = laber.LaBERmean(8, 4, eps=config.laber_eps, rng=np.random.default_rng(dqn._seeds(0).laber))
+    expected = reference(priorities=np.minimum(np.abs(td), 1.0))
+    assert positions is not None and weights is not None
+    np.testing.assert_array_equal(positions, expected["indexes"])
+    np.testing.assert_array_equal(weights, expected["weights"])
+
+
+@pytest.mark.parametrize("arm", ["per", "per-laber", "per-laber-paper"])
 def test_per_feedback_writes_abs_td_of_every_drawn_row(arm: str) -> None:
     calls: list[tuple[np.ndarray, np.ndarray]] = []
 

@@ -31,8 +31,12 @@ Arms (``ARMS``), with ``B`` the batch size and ``m`` LaBER's multiplier:
   *current* network (``min(|delta|, 1)`` for Huber, ``|delta|`` for MSE), ``B`` of them sub-sampled with
   probability ``P_k ∝ p_k + eps`` and the loss ``mean_b w_b l_b`` with the variant's weights (``LaBERmean``:
   ``w = mean(q) / q_j``, unbiased for the large batch's mean gradient).
-* ``per-laber``: the paper's combination: the ``m*B`` rows are drawn from the prioritized buffer, sub-sampled by
-  LaBER, weighted by the product of the PER and LaBER weights, and all ``m*B`` priorities are written back.
+* ``per-laber``: laber's combination of PER and LaBER: the ``m*B`` rows are drawn from the prioritized buffer,
+  sub-sampled by LaBER, weighted by the product of the PER and LaBER weights (so the loss stays an importance
+  weighted estimate of the buffer's uniform mean), and all ``m*B`` priorities are written back as ``|delta|``.
+* ``per-laber-paper``: the authors' PER-LaBER (Lahire et al. 2022 and their code): the same draw, sub-sampling
+  and write-back of every ``|delta|`` (unclipped), but weighted by LaBER's weights only: PER's bias towards
+  high-priority rows is kept, as in their experiments (PER's ``alpha`` 0.6 by default, as theirs).
 * ``ger``: the paper's gradient experience replay: ``per`` with the drawn rows' priorities set to the exact
   per-sample gradient norms ``||∇_θ l_i|| = |dl/dq| ||∇_θ Q_θ(s_i, a_i)||`` instead of ``|delta|`` (same
   ``alpha``, ``beta`` and ``eps``; ``laber.agents.gradient_norms``).
@@ -106,12 +110,15 @@ ARMS: tuple[str, ...] = (
     "laber-lazy",
     "laber-max",
     "per-laber",
+    "per-laber-paper",
     "ger",
     "laber-exact",
 )
 LOSSES: tuple[str, ...] = ("huber", "mse")
-_LARGE_ARMS = frozenset({"uniform-large", "laber-mean", "laber-lazy", "laber-max", "per-laber", "laber-exact"})
-_PER_ARMS = frozenset({"per", "per-laber", "ger"})
+_LARGE_ARMS = frozenset(
+    {"uniform-large", "laber-mean", "laber-lazy", "laber-max", "per-laber", "per-laber-paper", "laber-exact"}
+)
+_PER_ARMS = frozenset({"per", "per-laber", "per-laber-paper", "ger"})
 _DEVICE_DEFAULTS: dict[str, object] = {"device": "cpu", "device_buffer": False}
 
 
@@ -407,6 +414,13 @@ class _PERLaBER(_PER):
         return positions, weights * per_weights.take(positions)
 
 
+class _PERLaBERPaper(_PERLaBER):
+    """``per-laber-paper``: ``per-laber`` weighted by LaBER's weights alone (the authors' version)."""
+
+    def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return self.subsample(td)
+
+
 class _GER(_PER):
     """``ger``: ``per`` whose priorities are the exact per-sample loss gradient norms of the drawn rows."""
 
@@ -526,6 +540,15 @@ class _DevicePERLaBER(_DevicePER):
         return positions, weights * per_weights.index_select(0, positions)
 
 
+class _DevicePERLaBERPaper(_DevicePERLaBER):
+    """``per-laber-paper`` on a device buffer: LaBER's weights alone."""
+
+    def select(
+        self, td: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return self.subsample(td)
+
+
 class _DeviceGER(_DevicePER):
     """``ger`` on a device buffer: the gradient norms computed there, then written back (a sync, as ``per``)."""
 
@@ -605,6 +628,8 @@ def _make_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _Uniform:
         return _PER(buffer, config)
     if config.arm == "per-laber":
         return _PERLaBER(buffer, config, seeds)
+    if config.arm == "per-laber-paper":
+        return _PERLaBERPaper(buffer, config, seeds)
     if config.arm == "ger":
         return _GER(buffer, config)
     if config.arm == "laber-exact":
@@ -619,6 +644,8 @@ def _make_device_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _Devi
         return _DevicePER(buffer, config)
     if config.arm == "per-laber":
         return _DevicePERLaBER(buffer, config, seeds)
+    if config.arm == "per-laber-paper":
+        return _DevicePERLaBERPaper(buffer, config, seeds)
     if config.arm == "ger":
         return _DeviceGER(buffer, config)
     if config.arm == "laber-exact":
