@@ -197,7 +197,7 @@ class Report:
         rows += [name for name in timing.rounds if name not in rows]
         n_rounds = len(next(iter(timing.rounds.values()))) if timing.rounds else 0
         label = "speed-up vs" if kind == "speed-up" else "time /"
-        header = ["implementation", "us per call (median)"] + [f"{label} {ref}" for ref in refs]
+        header = ["implementation", "us per call: median (fastest round)"] + [f"{label} {ref}" for ref in refs]
         lines = [
             f"**{title}** ({n_rounds} rounds)",
             "",
@@ -205,9 +205,9 @@ class Report:
             "|" + "---|" * len(header),
         ]
         print(f"\n{title} ({n_rounds} rounds)")
-        print(f"  {'implementation':<52}{'us/call':>10}   " + "   ".join(header[2:]))
+        print(f"  {'implementation':<52}{'us/call (best)':>18}   " + "   ".join(header[2:]))
         for name in rows:
-            cells = [name, fmt_us(timing.median(name))]
+            cells = [name, f"{fmt_us(timing.median(name))} ({fmt_us(timing.best(name))})"]
             for ref in refs:
                 if name == ref or name not in ours:
                     cells.append("")
@@ -218,7 +218,7 @@ class Report:
             bold = name in ours and kind == "speed-up"
             md_cells = [f"**{cells[0]}**" if bold else cells[0], *cells[1:]]
             lines.append("| " + " | ".join(md_cells) + " |")
-            print(f"  {cells[0]:<52}{cells[1]:>10}   " + "   ".join(c for c in cells[2:] if c))
+            print(f"  {cells[0]:<52}{cells[1]:>18}   " + "   ".join(c for c in cells[2:] if c))
         if note:
             lines += ["", note.strip()]
         self.parts.append("\n".join(lines) + "\n")
@@ -294,7 +294,7 @@ def machine() -> list[tuple[str, str]]:
         rows.append((package, version(package) or "not installed"))
     try:
         torch = importlib.import_module("torch")
-        rows.append(("torch threads", str(torch.get_num_threads())))
+        rows.append(("torch threads (default; the torch benchmarks set 1)", str(torch.get_num_threads())))
         cuda = torch.cuda.is_available()
         rows.append(("CUDA", torch.cuda.get_device_name(0) if cuda else "none"))
     except ImportError:

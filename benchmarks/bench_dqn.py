@@ -96,6 +96,10 @@ def main() -> None:
         )
     REPORT.table("DQN update, time / uniform's", timing, arms, ["uniform", FLOOR], kind="cost", note=own)
     REPORT.ratio_headline("DQN update, laber-mean / uniform (x)", timing, "laber-mean", "uniform")
+    REPORT.ratio_headline("DQN update, uniform-large / uniform (x)", timing, "uniform-large", "uniform")
+    REPORT.ratio_headline("DQN update, large draw and scoring without LaBER / uniform (x)", timing, FLOOR, "uniform")
+    if "laber-mean" in timing:
+        REPORT.headline("DQN update, laber-mean minus that floor: us", float(np.median(diff)))
 
 
 if __name__ == "__main__":
