@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= torch
 # What each command installs: the demo only what `laber compare` needs; the tests everything they exercise.
 DEMO_EXTRAS ?= torch,gym,plot,progress
-TEST_EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard,docs,ray
+TEST_EXTRAS ?= dev,torch,gym,plot,progress,fast,tensorboard,docs,ray,minatar
 DOCS_EXTRAS ?= docs
 BIN := $(VENV)/bin
 # One stamp per install step, so both commands work in either order on one venv. TEST_EXTRAS holds every

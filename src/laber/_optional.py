@@ -12,6 +12,7 @@ _EXTRA_OF = {
     "matplotlib": "plot",
     "tqdm": "progress",
     "ray": "ray",
+    "minatar": "minatar",
 }
 
 

@@ -23,7 +23,10 @@ from typing import Any
 
 from laber._optional import require
 from laber.agents.dqn import ARMS as _ARMS  # numpy only: `laber --help` must not need torch
+from laber.agents.dqn import OPTIMIZERS as _OPTIMIZERS
+from laber.agents.dqn import PRESETS as _PRESETS
 from laber.agents.dqn import DQNConfig
+from laber.agents.networks import NETWORKS as _NETWORKS
 
 __all__ = ["build_parser", "main"]
 
@@ -173,7 +176,7 @@ _HYPER: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("--m", "m", _positive_int, "LaBER's large-batch multiplier (uniform-large draws m*B)"),
     ("--nstep", "nstep", _positive_int, "n of the n-step returns"),
     ("--gamma", "gamma", _unit_float, "discount factor"),
-    ("--lr", "lr", _positive_float, "Adam learning rate"),
+    ("--lr", "lr", _positive_float, "learning rate (of --optimizer)"),
     ("--hidden", "hidden", _hidden, "hidden layer widths, e.g. 64,64"),
     ("--loss", "loss", str, "huber or mse"),
     ("--buffer-size", "buffer_size", _positive_int, "replay capacity"),
@@ -189,7 +192,17 @@ _HYPER: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("--per-alpha", "per_alpha", _unit_float, "PER priority exponent alpha"),
     ("--per-beta", "per_beta", _unit_float, "PER initial importance exponent beta (annealed to 1)"),
     ("--per-eps", "per_eps", _nonnegative_float, "eps PER adds to abs(TD) in the priorities it sets"),
+    ("--network", "network", str, "Q-network: mlp (flat observations) or minatar (10x10xC frames: conv 16@3x3)"),
+    ("--optimizer", "optimizer", str, "adam or rmsprop-centered"),
+    ("--rms-alpha", "rms_alpha", _positive_float, "RMSprop's smoothing constant alpha"),
+    ("--rms-eps", "rms_eps", _positive_float, "RMSprop's eps"),
 )
+_CHOICES: dict[str, tuple[str, ...]] = {"--loss": ("huber", "mse"), "--network": _NETWORKS, "--optimizer": _OPTIMIZERS}
+
+
+def _preset_text(name: str) -> str:
+    flags = {field: flag for flag, field, _kind, _text in _HYPER}
+    return ", ".join(f"{flags.get(k, k)} {_show(v)}" for k, v in _PRESETS[name].items())
 
 
 def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
@@ -203,12 +216,19 @@ def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozense
     )
     parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
     group = parser.add_argument_group("agent settings (defaults: laber.agents.DQNConfig)")
+    group.add_argument(
+        "--config",
+        choices=sorted(_PRESETS),
+        default=None,
+        help="a named configuration whose settings replace the defaults (flags given here still win): "
+        + "; ".join(f"{name}: {_preset_text(name)}" for name in sorted(_PRESETS)),
+    )
     for flag, name, kind, text in _HYPER:
         if flag in skip:
             continue
         shown = f"{text} (default: {_show(_DEFAULTS[name])})"
-        if flag == "--loss":
-            group.add_argument(flag, choices=("huber", "mse"), default=None, help=shown)
+        if flag in _CHOICES:
+            group.add_argument(flag, choices=_CHOICES[flag], default=None, help=shown)
         else:
             group.add_argument(flag, type=kind, default=None, metavar=name.upper(), help=shown)
     group.add_argument(
@@ -343,9 +363,12 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: 
     gym = _require_or_usage(parser, "gymnasium", "the reference DQN")
     if args.command in ("compare", "variance"):
         _require_or_usage(parser, "matplotlib", f"the {args.command}'s plot")
+    if args.env.startswith(dqn.MINATAR_PREFIX) and args.env not in gym.envs.registry:
+        _require_or_usage(parser, "minatar.gym", "MinAtar environments").register_envs()
     if args.env not in gym.envs.registry:
         parser.error(f"argument --env: unknown gymnasium environment {args.env!r}")
-    values: dict[str, Any] = {"env_id": args.env, "steps": args.steps, **extra}
+    preset = dict(_PRESETS[args.config]) if getattr(args, "config", None) else {}
+    values: dict[str, Any] = {**preset, "env_id": args.env, "steps": args.steps, **extra}
     for _flag, name, _kind, _text in _HYPER:
         value = getattr(args, name)
         if value is not None:
@@ -370,7 +393,7 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: 
             f"steps), got --steps {config.steps}"
         )
     try:
-        dqn.check_env(config.env_id)
+        dqn.check_env(config.env_id, config.network)
     except ValueError as exc:
         parser.error(f"argument --env: {exc}")
     return config

@@ -85,6 +85,7 @@ import numpy as np
 from laber._optional import require
 from laber._validation import check_nonnegative_float, check_positive_int
 from laber.agents.gradient_norms import GradientNorms
+from laber.agents.networks import NETWORKS, minatar_forward, minatar_network, parameter_pairs
 
 if TYPE_CHECKING:
     import torch
@@ -119,7 +120,47 @@ _LARGE_ARMS = frozenset(
     {"uniform-large", "laber-mean", "laber-lazy", "laber-max", "per-laber", "per-laber-paper", "laber-exact"}
 )
 _PER_ARMS = frozenset({"per", "per-laber", "per-laber-paper", "ger"})
-_DEVICE_DEFAULTS: dict[str, object] = {"device": "cpu", "device_buffer": False}
+OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop-centered")
+# settings left out of to_dict at their defaults: records of runs before they existed read the same
+_OMITTED_AT_DEFAULT: dict[str, object] = {
+    "device": "cpu",
+    "device_buffer": False,
+    "network": "mlp",
+    "optimizer": "adam",
+    "rms_alpha": 0.95,
+    "rms_eps": 0.01,
+}
+_MLP_ONLY_ARMS = frozenset({"ger", "laber-exact"})  # their closed-form gradient norms are the MLP's
+MINATAR_PREFIX = "MinAtar/"
+MINATAR_MAX_EPISODE_STEPS = 100_000  # MinAtar registers no time limit; a greedy policy may play forever
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Young and Tian's MinAtar DQN as Lahire et al. (2022) ran it: conv 16@3x3 then 128 units, B = 32, 100k
+    # buffer, target every 1,000 steps, an update every step after 5,000, epsilon 1.0 to 0.1 over 100k steps,
+    # 1-step targets, Huber loss, centred RMSprop (lr 2.5e-4, alpha 0.95, eps 0.01). laber's agent stays a Double
+    # DQN (their targets: max_a Q_target).
+    "minatar-paper": {
+        "network": "minatar",
+        "hidden": (128,),
+        "batch_size": 32,
+        "buffer_size": 100_000,
+        "target_update": 1_000,
+        "learning_starts": 5_000,
+        "train_freq": 1,
+        "eps_start": 1.0,
+        "eps_end": 0.1,
+        "eps_decay_steps": 100_000,
+        "gamma": 0.99,
+        "nstep": 1,
+        "loss": "huber",
+        "optimizer": "rmsprop-centered",
+        "lr": 2.5e-4,
+        "rms_alpha": 0.95,
+        "rms_eps": 0.01,
+        "eval_every": 10_000,
+        "eval_episodes": 5,
+    },
+}
 
 
 # ----------------------------------------------------------------------------------------------- configuration
@@ -165,6 +206,10 @@ class DQNConfig:
     per_eps: float = 1e-4
     device: str = "cpu"
     device_buffer: bool = False
+    network: str = "mlp"
+    optimizer: str = "adam"
+    rms_alpha: float = 0.95
+    rms_eps: float = 0.01
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -204,6 +249,20 @@ class DQNConfig:
             raise TypeError(f"device must be a torch device name such as 'cpu' or 'cuda', got device={self.device!r}")
         if not isinstance(self.device_buffer, bool):
             raise TypeError(f"device_buffer must be True or False, got device_buffer={self.device_buffer!r}")
+        if self.network not in NETWORKS:
+            raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got network={self.network!r}")
+        if self.network != "mlp" and self.arm in _MLP_ONLY_ARMS:
+            raise ValueError(
+                f"arm={self.arm!r} computes the MLP's exact per-sample gradient norms; it does not support "
+                f"network={self.network!r}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got optimizer={self.optimizer!r}")
+        alpha = check_nonnegative_float(self.rms_alpha, "rms_alpha")
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"rms_alpha must be in (0, 1), got rms_alpha={self.rms_alpha!r}")
+        if check_nonnegative_float(self.rms_eps, "rms_eps") <= 0.0:
+            raise ValueError(f"rms_eps must be > 0, got rms_eps={self.rms_eps!r}")
 
     @property
     def on_device(self) -> bool:
@@ -221,13 +280,13 @@ class DQNConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (``hidden`` as a list); ``DQNConfig.from_dict`` inverts it.
 
-        ``device`` and ``device_buffer`` are left out at their defaults (``"cpu"``, ``False``), so that the records
-        of host runs read the same as those written before these settings existed (a compare resumed over them
-        finds the same settings).
+        ``device``, ``device_buffer``, ``network``, ``optimizer``, ``rms_alpha`` and ``rms_eps`` are left out at
+        their defaults, so that the records of runs read the same as those written before these settings existed
+        (a compare resumed over them finds the same settings).
         """
         out = asdict(self)
         out["hidden"] = list(self.hidden)
-        for name, default in _DEVICE_DEFAULTS.items():
+        for name, default in _OMITTED_AT_DEFAULT.items():
             if out[name] == default:
                 del out[name]
         return out
@@ -601,14 +660,15 @@ def _buffer_class(name: str) -> Any:
 
 
 def _make_buffer(config: DQNConfig, obs_shape: tuple[int, ...], seeds: _Seeds) -> Any:
-    env_dict = {
-        "obs": {"shape": obs_shape},
-        "act": {"shape": 1, "dtype": np.int64},
-        "rew": {},
-        "next_obs": {"shape": obs_shape},
-        "done": {},
-    }
+    """The run's buffer. Image observations (``network='minatar'``) are stored as ``uint8`` (MinAtar's frames are
+    0/1), with ``next_of="obs"`` on the host: a row stores its next frame only where the next row does not."""
+    images = config.network == "minatar"
+    frame: dict[str, Any] = {"shape": obs_shape, "dtype": np.uint8} if images else {"shape": obs_shape}
+    env_dict = {"obs": frame, "act": {"shape": 1, "dtype": np.int64}, "rew": {}, "next_obs": frame, "done": {}}
     kwargs: dict[str, Any] = {"rng": np.random.default_rng(seeds.buffer)}
+    if images and not config.on_device:  # a device buffer refuses next_of (its links are host code)
+        del env_dict["next_obs"]
+        kwargs["next_of"] = "obs"
     if config.on_device:
         kwargs["device"] = config.device
     if config.nstep > 1:
@@ -694,21 +754,33 @@ def _forward(torch: Any, layers: list[tuple[torch.Tensor, torch.Tensor]], x: tor
 class _Networks:
     """Online and target networks (initialised on the CPU, then moved to ``device``), optimiser and loss."""
 
-    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, device: str = "cpu") -> None:
+    def __init__(self, config: DQNConfig, n_obs: int | tuple[int, ...], n_actions: int, device: str = "cpu") -> None:
         torch = require("torch", "the reference DQN")
         self.torch = torch
         self.config = config
         self.device = torch.device(device)
+        obs_shape = (n_obs,) if isinstance(n_obs, int) else tuple(n_obs)
         # Built on the CPU from torch's CPU generator and then moved: the same initial weights on every device.
-        self.online = _mlp(n_obs, config.hidden, n_actions).to(self.device)
-        self.target = _mlp(n_obs, config.hidden, n_actions).to(self.device)
+        if config.network == "minatar":
+            self.online = minatar_network(obs_shape, config.hidden, n_actions).to(self.device)
+            self.target = minatar_network(obs_shape, config.hidden, n_actions).to(self.device)
+            self._forward: Callable[[Any, Any, Any], Any] = minatar_forward
+        else:
+            self.online = _mlp(obs_shape[0], config.hidden, n_actions).to(self.device)
+            self.target = _mlp(obs_shape[0], config.hidden, n_actions).to(self.device)
+            self._forward = _forward
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr, fused=True)
+        if config.optimizer == "rmsprop-centered":
+            self.optimizer = torch.optim.RMSprop(
+                self.online.parameters(), lr=config.lr, alpha=config.rms_alpha, eps=config.rms_eps, centered=True
+            )
+        else:
+            self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.lr, fused=True)
         # (weight, bias) pairs: a functional forward pass skips nn.Module dispatch, a large share of the time of
         # such small networks on a CPU.
-        self.online_layers = [(mod.weight, mod.bias) for mod in self.online if isinstance(mod, torch.nn.Linear)]
-        self.target_layers = [(mod.weight, mod.bias) for mod in self.target if isinstance(mod, torch.nn.Linear)]
+        self.online_layers = parameter_pairs(self.online)
+        self.target_layers = parameter_pairs(self.target)
         self.default_discount = config.gamma ** (config.nstep if config.nstep > 1 else 1)
         huber = config.loss == "huber"
         f = torch.nn.functional
@@ -719,10 +791,10 @@ class _Networks:
         )
 
     def q_online(self, x: torch.Tensor) -> torch.Tensor:
-        return _forward(self.torch, self.online_layers, x)
+        return self._forward(self.torch, self.online_layers, x)  # type: ignore[no-any-return]
 
     def q_target(self, x: torch.Tensor) -> torch.Tensor:
-        return _forward(self.torch, self.target_layers, x)
+        return self._forward(self.torch, self.target_layers, x)  # type: ignore[no-any-return]
 
     def sync_target(self) -> None:
         self.target.load_state_dict(self.online.state_dict())
@@ -731,7 +803,7 @@ class _Networks:
 class _Learner(_Networks):
     """The host path: networks on the CPU, a host buffer, the Double DQN update for one sampling strategy."""
 
-    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _Uniform) -> None:
+    def __init__(self, config: DQNConfig, n_obs: int | tuple[int, ...], n_actions: int, sampler: _Uniform) -> None:
         super().__init__(config, n_obs, n_actions)
         self.sampler = sampler
         sampler.bind(self.online_layers)
@@ -757,7 +829,9 @@ class _Learner(_Networks):
         torch = self.torch
         sampler = self.sampler
         batch = sampler.draw(progress)
-        obs, next_obs = batch["obs"], batch["next_obs"]
+        # float32 observations as they are; compact ones (MinAtar's uint8 frames) converted once
+        obs = batch["obs"].astype(np.float32, copy=False)
+        next_obs = batch["next_obs"].astype(np.float32, copy=False)
         n = obs.shape[0]
         act = np.asarray(batch["act"]).reshape(n, 1).astype(np.int64, copy=False)
         discount = batch.get("discount")
@@ -817,7 +891,9 @@ class _DeviceLearner(_Networks):
       synchronisation per call, outside the update. ``ReplayBuffer.add`` copies each transition to the device.
     """
 
-    def __init__(self, config: DQNConfig, n_obs: int, n_actions: int, sampler: _DeviceUniform) -> None:
+    def __init__(
+        self, config: DQNConfig, n_obs: int | tuple[int, ...], n_actions: int, sampler: _DeviceUniform
+    ) -> None:
         super().__init__(config, n_obs, n_actions, config.device)
         self.sampler = sampler
         sampler.bind(self.online_layers)
@@ -912,37 +988,66 @@ def _evaluate(learner: _Learner | _DeviceLearner, envs: list[Any], rng: np.rando
     return float(returns.mean())
 
 
-def _check_spaces(env: Any, env_id: str) -> tuple[int, int]:
+def _check_spaces(env: Any, env_id: str, network: str = "mlp") -> tuple[tuple[int, ...], int]:
+    """The observation shape and the number of actions, checked against ``network``'s needs."""
     gym = require("gymnasium", "the reference DQN")
     obs_space, act_space = env.observation_space, env.action_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(
-            f"the reference DQN needs a flat Box observation space, got env_id={env_id!r} "
-            f"with observation space {obs_space}"
-        )
     if not isinstance(act_space, gym.spaces.Discrete):
         raise ValueError(
             f"the reference DQN needs a Discrete action space, got env_id={env_id!r} with action space {act_space}"
         )
-    return int(obs_space.shape[0]), int(act_space.n)
+    if network == "minatar":
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 3:
+            raise ValueError(
+                f"network='minatar' needs (height, width, channels) Box observations, got env_id={env_id!r} "
+                f"with observation space {obs_space}"
+            )
+    elif not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        hint = (
+            " (image observations: network='minatar', e.g. laber run --config minatar-paper)"
+            if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 3
+            else ""
+        )
+        raise ValueError(
+            f"the reference DQN needs a flat Box observation space, got env_id={env_id!r} "
+            f"with observation space {obs_space} (network='mlp'){hint}"
+        )
+    return tuple(int(d) for d in obs_space.shape), int(act_space.n)
 
 
-def check_env(env_id: str) -> tuple[int, int]:
-    """Build ``env_id`` once and check that the reference DQN can train on it, before any run starts.
+def make_env(env_id: str, *, evaluation: bool = False) -> Any:
+    """``gymnasium.make(env_id)``; MinAtar's environments (``MinAtar/Breakout-v1``, ...; extra ``minatar``) are
+    registered first, and evaluation copies get a time limit of ``MINATAR_MAX_EPISODE_STEPS`` steps (MinAtar
+    registers none, and a greedy policy may play forever)."""
+    gym = require("gymnasium", "the reference DQN")
+    if env_id.startswith(MINATAR_PREFIX):
+        minatar_gym = require("minatar.gym", "MinAtar environments")
+        if env_id not in gym.registry:
+            minatar_gym.register_envs()
+        if evaluation:
+            return gym.make(env_id, max_episode_steps=MINATAR_MAX_EPISODE_STEPS)
+    return gym.make(env_id)
 
-    Returns the observation size and the number of actions. An unknown id, an environment that cannot be built
-    (a missing dependency, say) and one whose spaces the DQN cannot handle (a continuous action space, or an
-    observation that is not a flat ``Box``) are a ``ValueError`` naming ``env_id``.
+
+def check_env(env_id: str, network: str = "mlp") -> tuple[int, int]:
+    """Build ``env_id`` once and check that the reference DQN with ``network`` can train on it, before any run
+    starts.
+
+    Returns the observation size (the number of values of one observation) and the number of actions. An
+    unknown id, an environment that cannot be built (a missing dependency, say) and one whose spaces the DQN
+    cannot handle (a continuous action space; for the MLP an observation that is not a flat ``Box``, for
+    ``minatar`` one that is not ``(height, width, channels)``) are a ``ValueError`` naming ``env_id``.
     """
     gym = require("gymnasium", "the reference DQN")
     if not isinstance(env_id, str) or not env_id:
         raise TypeError(f"env_id must be a non-empty string, got env_id={env_id!r}")
     try:
-        env = gym.make(env_id)
+        env = make_env(env_id)
     except gym.error.Error as exc:
         raise ValueError(f"env_id={env_id!r} cannot be built: {exc}") from exc
     try:
-        return _check_spaces(env, env_id)
+        shape, n_actions = _check_spaces(env, env_id, network)
+        return int(np.prod(shape)), n_actions
     finally:
         env.close()
 
@@ -1047,18 +1152,18 @@ def train(
     check_trainable(config)
     device = check_device(config.device)
     torch = require("torch", "the reference DQN")
-    gym = require("gymnasium", "the reference DQN")
+    require("gymnasium", "the reference DQN")
     start = time.perf_counter()
     seeds = _seeds(config.seed)
     torch.manual_seed(seeds.torch)
-    env = gym.make(config.env_id)
-    eval_envs = [gym.make(config.env_id) for _ in range(config.eval_episodes)]
+    env = make_env(config.env_id)
+    eval_envs = [make_env(config.env_id, evaluation=True) for _ in range(config.eval_episodes)]
     try:
-        n_obs, n_actions = _check_spaces(env, config.env_id)
+        n_obs, n_actions = _check_spaces(env, config.env_id, config.network)
         if buffer_factory is None:
-            buffer = _make_buffer(config, (n_obs,), seeds)
+            buffer = _make_buffer(config, n_obs, seeds)
         else:
-            buffer = buffer_factory(config, (n_obs,), np.random.default_rng(seeds.buffer))
+            buffer = buffer_factory(config, n_obs, np.random.default_rng(seeds.buffer))
         learner: _Learner | _DeviceLearner
         if config.on_device:
             learner = _DeviceLearner(config, n_obs, n_actions, _make_device_sampler(config, buffer, seeds))

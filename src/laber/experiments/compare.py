@@ -188,7 +188,7 @@ def compare(
         raise ValueError(f"seeds must not repeat, got seeds={seeds!r}")
     jobs = check_positive_int(jobs, "jobs")
     check_trainable(base)
-    check_env(base.env_id)
+    check_env(base.env_id, base.network)
     todo = plan(base, arms, seeds, out)
     root = Path(out)
     try:

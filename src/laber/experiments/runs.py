@@ -267,7 +267,7 @@ def execute(
     torch = require("torch", "laber runs")
     final = check_run_dir(out)
     check_trainable(config)
-    check_env(config.env_id)
+    check_env(config.env_id, config.network)
     partial = _partial(final)
     _remove_laber_dir(partial)  # an interrupted attempt of laber's
     try:
