@@ -138,6 +138,48 @@ def test_wraparound_new_rows_get_max_priority(backend: str) -> None:
     assert rb._tree.total() == pytest.approx(q.sum(), rel=1e-12)
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.02])
+def test_masses_total_and_min_match_the_formula(backend: str, eps: float) -> None:
+    """get_masses / get_total_mass / get_min_mass against q = (p + eps) ** alpha from get_priorities, through
+    random adds (wrapping the ring), updates with duplicates and zero priorities (eps = 0: rows of mass 0, left
+    out of the minimum)."""
+    rng = np.random.default_rng(11)
+    rb = PrioritizedReplayBuffer(32, ENV, alpha=0.7, eps=eps, rng=0)
+    assert rb.get_total_mass() == 0.0 and rb.get_min_mass() == np.inf and rb.get_masses().shape == (0,)
+    start = 0
+    for n in (7, 13, 20, 9):  # 49 rows into 32: the ring wraps
+        p = rng.uniform(0.0, 5.0, n) * (rng.random(n) < 0.8)  # about one in five is exactly 0
+        rb.add(priorities=p, **rows(n, start))
+        start += n
+        idx = rng.integers(0, rb.get_stored_size(), 12)
+        rb.update_priorities(idx, np.where(rng.random(12) < 0.3, 0.0, rng.uniform(0.0, 5.0, 12)))
+        q = (rb.get_priorities() + eps) ** 0.7
+        masses = rb.get_masses()
+        assert masses.dtype == np.float64 and masses.shape == (rb.get_stored_size(),)
+        np.testing.assert_array_equal(masses, q)  # the tree's leaves are the formula, bit for bit
+        assert rb.get_total_mass() == pytest.approx(q.sum(), rel=1e-12)
+        assert rb.get_min_mass() == q[q > 0].min()
+        some = rng.integers(0, rb.get_stored_size(), 10)
+        np.testing.assert_array_equal(rb.get_masses(some), q[some])
+    masses = rb.get_masses()
+    masses[:] = -1.0  # a fresh array: writing into it does not reach the buffer
+    np.testing.assert_array_equal(rb.get_masses(), (rb.get_priorities() + eps) ** 0.7)
+
+
+def test_masses_reject_bad_indexes_and_change_nothing(backend: str) -> None:
+    rb = filled(20, 32, priorities=np.arange(20.0))
+    before = snapshot(rb)
+    with pytest.raises(ValueError, match=r"indexes must be in \[0, 20\), got 20"):
+        rb.get_masses([3, 20])
+    with pytest.raises(TypeError, match=r"indexes must be integers"):
+        rb.get_masses([1.5])
+    with pytest.raises(ValueError, match=r"indexes must be 1-D"):
+        rb.get_masses([[1]])
+    assert_unchanged(rb, before)
+    rb.clear()
+    assert rb.get_total_mass() == 0.0 and rb.get_min_mass() == np.inf
+
+
 def test_nstep_priority_follows_first_transition() -> None:
     rb = PrioritizedReplayBuffer(16, ENV, Nstep={"size": 3, "rew": "rew", "gamma": 0.5}, rng=0)
     for t in range(5):

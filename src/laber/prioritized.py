@@ -434,6 +434,31 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             idx = self._tree.check_indexes(indexes, "indexes", bound=stored)
             return np.array(column[idx], dtype=np.float64)
 
+    def get_masses(self, indexes: object = None) -> np.ndarray:
+        """A fresh float64 array of the sampling masses ``q_i = (p_i + eps) ** alpha`` (all stored rows, or those
+        at ``indexes``: integers in ``[0, stored)``, checked), as the sum tree holds them: bit for bit the values
+        ``sample`` draws by, so ``P_i = q_i / get_total_mass()``. Holds the buffer's lock while it reads."""
+        indexes = host_array(indexes)
+        with self._lock:
+            stored = self.get_stored_size()
+            if indexes is None:
+                return self._tree.leaves(np.arange(stored, dtype=np.int64))
+            idx = self._tree.check_indexes(indexes, "indexes", bound=stored)
+            return self._tree.leaves(idx)
+
+    def get_total_mass(self) -> float:
+        """``Q = sum_i q_i = sum_i (p_i + eps) ** alpha`` over the stored rows: the sum tree's root, the
+        normaliser of ``P_i = q_i / Q`` (0.0 for an empty buffer). Holds the buffer's lock while it reads."""
+        with self._lock:
+            return self._tree.total()
+
+    def get_min_mass(self) -> float:
+        """``min_j q_j`` over the stored rows of positive mass ``q_j = (p_j + eps) ** alpha > 0`` (the rows that
+        can be drawn; ``inf`` if there are none): the ``min_j q_j`` of the weights
+        ``w_i = (q_i / min_j q_j) ** -beta``. Holds the buffer's lock while it reads."""
+        with self._lock:
+            return self._tree.min()
+
     def clear(self) -> None:
         """Remove every transition; priorities and the running maximum start afresh. Holds the buffer's lock."""
         with self._lock:
