@@ -17,10 +17,9 @@ arXiv:2110.01528)::
 
 Modules: :mod:`~laber.distributed.spec` (what a shard holds), :mod:`~laber.distributed.stream` (one writer's
 checked adds and N-step windows), :mod:`~laber.distributed.server` (a shard, its checkpoints),
-:mod:`~laber.distributed.mass` (a shard's total and minimum priority), :mod:`~laber.distributed.sharding`
-(the split, global indexes and global PER weights), :mod:`~laber.distributed.client` and
-:mod:`~laber.distributed.launch`. Importing this package needs numpy only; starting or reaching servers needs
-Ray (``pip install 'laber[ray]'``), and says so when it is missing.
+:mod:`~laber.distributed.sharding` (the split, global indexes and global PER weights),
+:mod:`~laber.distributed.client` and :mod:`~laber.distributed.launch`. Importing this package needs numpy
+only; starting or reaching servers needs Ray (``pip install 'laber[ray]'``), and says so when it is missing.
 """
 
 from laber.distributed._ray import ServerUnavailableError

@@ -28,7 +28,6 @@ import numpy as np
 
 from laber._optional import loaded
 from laber._validation import check_nonnegative_float, check_positive_int
-from laber.distributed.mass import PriorityMass
 from laber.distributed.spec import BufferSpec
 from laber.distributed.stats import ShardStats
 from laber.distributed.stream import Part
@@ -51,7 +50,10 @@ def _restarted() -> bool:
 
 
 class ReplayServer:
-    """One shard: a buffer built from ``spec``, its priority mass, and periodic crash-safe checkpoints.
+    """One shard: a buffer built from ``spec`` and periodic crash-safe checkpoints.
+
+    A prioritized shard reports its ``Q_s`` and ``min q`` (and the ``q_i`` of the rows it draws) from the
+    buffer's own sum tree (``get_total_mass``, ``get_min_mass``, ``get_masses``).
 
     Args:
         spec: the buffer (see :class:`laber.distributed.BufferSpec`).
@@ -92,14 +94,11 @@ class ReplayServer:
         self.shard = shard
         self._buffer = spec.build_buffer(rng=spec.shard_seeds(shards)[shard])
         self._per = self._buffer if isinstance(self._buffer, PrioritizedReplayBuffer) else None
-        self._mass = PriorityMass(self._per) if self._per is not None else None
         self._discount = spec.discount_column() if spec.nstep is not None else None
         self._restarted = restarted
         self._restored = False
         if self._path is not None and self._path.exists():
             self._buffer.load_checkpoint(self._path)
-            if self._mass is not None:
-                self._mass.rebuild()
             self._restored = True
         self._dirty = False
         self._saved_at = time.monotonic()
@@ -112,10 +111,10 @@ class ReplayServer:
 
     def _stats(self) -> ShardStats:
         stored = self._buffer.get_stored_size()
-        if self._mass is None:
+        if self._per is None:
             total, low = float(stored), 1.0 if stored else math.inf
         else:
-            total, low = self._mass.total(), self._mass.min()
+            total, low = self._per.get_total_mass(), self._per.get_min_mass()
         return ShardStats(
             shard=self.shard,
             stored=stored,
@@ -152,15 +151,10 @@ class ReplayServer:
             rows = len(next(iter(fields.values())))
             if rows == 0:
                 continue
-            if self._mass is None:
+            if self._per is None:
                 self._buffer.add(**fields)
-                continue
-            first = self._buffer.add(priorities=priorities, **fields)
-            if first is None:  # the server's buffers have no N-step window: every row is written at once
-                raise RuntimeError("internal error: a server buffer held rows back")
-            size = self._buffer.get_buffer_size()
-            written = (first + np.arange(min(rows, size), dtype=np.int64)) % size
-            self._mass.refresh(written)
+            else:
+                self._per.add(priorities=priorities, **fields)
         self._changed()
         return self._stats()
 
@@ -168,7 +162,7 @@ class ReplayServer:
         """Set the priorities of this shard's ``rows``. Rows at or beyond the stored count (lost with a crash
         since they were drawn) are skipped, and so, by the buffer's ``check_for_update``, are rows written since
         this shard's last draw; for duplicates the last value wins."""
-        if self._per is None or self._mass is None:
+        if self._per is None:
             raise TypeError("update_priorities needs a prioritized server (BufferSpec(kind='prioritized'))")
         rows = np.asarray(rows, dtype=np.int64)
         priorities = np.asarray(priorities, dtype=np.float64)
@@ -176,7 +170,6 @@ class ReplayServer:
         rows, priorities = rows[keep], priorities[keep]
         if rows.size:
             self._per.update_priorities(rows, priorities)
-            self._mass.refresh(rows)
             self._changed()
         else:
             self._maybe_checkpoint()
@@ -193,12 +186,12 @@ class ReplayServer:
         if self._buffer.get_stored_size() == 0:
             return None, self._stats()
         batch: dict[str, Any]
-        if self._per is None or self._mass is None:
+        if self._per is None:
             batch = self._buffer.sample(count)
         else:
             batch = self._per.sample(count, beta=0.0)
             batch.pop("weights")
-            batch["mass"] = self._mass.at(batch["indexes"])
+            batch["mass"] = self._per.get_masses(batch["indexes"])
         if self._discount is not None:
             batch["discount"] = batch.pop(self._discount)
         return batch, self._stats()
@@ -217,8 +210,6 @@ class ReplayServer:
     def load(self, path: str) -> ShardStats:
         """Replace this shard's state with ``load_checkpoint(path)`` (checked first: on error, unchanged)."""
         self._buffer.load_checkpoint(Path(os.fspath(path)))
-        if self._mass is not None:
-            self._mass.rebuild()
         self._changed()
         return self._stats()
 
