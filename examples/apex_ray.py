@@ -139,8 +139,8 @@ class Learner:
         """One step: ``m*B`` rows in one call per shard, LaBER-mean keeps ``B`` by the Huber surrogate."""
         large = replay.sample(self.config.batch_size * self.config.m)
         n = len(large["indexes"])
-        obs = torch.tensor(large["obs"])  # a copy: the arrays are read-only views of Ray's object store
-        next_obs = torch.tensor(large["next_obs"])
+        obs = torch.from_numpy(large["obs"])  # sample's arrays are fresh and writable: no second copy
+        next_obs = torch.from_numpy(large["next_obs"])
         act = torch.tensor(large["act"].reshape(n, 1), dtype=torch.int64)
         rew = torch.tensor(large["rew"].reshape(n), dtype=torch.float32)
         discount = torch.tensor(large["discount"].reshape(n), dtype=torch.float32)

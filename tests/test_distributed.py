@@ -20,6 +20,7 @@ from scipy import stats
 
 from laber import ReplayBuffer
 from laber.distributed import BufferSpec, ReplayServer
+from laber.distributed.server import MASS_KEY
 from laber.distributed.sharding import draw_probabilities, global_weights, route, split
 
 ENV: dict[str, dict[str, Any]] = {"obs": {"shape": 2}, "act": {"dtype": np.int64}, "rew": {}, "done": {}}
@@ -90,7 +91,7 @@ def test_global_weights_are_the_single_buffer_formula_over_all_shards() -> None:
     pi, p_min = draw_probabilities(masses, stat)
     assert p_min == pytest.approx(q_all.min() / q_all.sum(), rel=1e-12)
     for beta in (0.0, 0.4, 1.0):
-        w = global_weights([d["mass"] for d in draws], pi, stat, p_min, beta)
+        w = global_weights([d[MASS_KEY] for d in draws], pi, stat, p_min, beta)
         rows = np.concatenate([draws[0]["indexes"], 20 + draws[1]["indexes"]])
         np.testing.assert_allclose(w, (q_all[rows] / q_all.min()) ** -beta, rtol=1e-6)
         assert w.dtype == np.float32 and w.max() <= 1.0
@@ -384,3 +385,48 @@ def test_bench_ray_quick(ray_local: Any) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "transitions per second added" in result.stdout and "Ray server, 2 shards, sample(1024)" in result.stdout
+
+
+def test_update_priorities_is_refused_whole_when_one_shard_would_overflow(ray_local: Any) -> None:
+    """A priority whose (p + eps) ** alpha could overflow a shard's sums is refused by the client before any
+    shard is written (it used to reach shard 0's rows first, then fail in shard 1)."""
+    from laber.distributed import launch
+
+    replay = launch(BufferSpec(16, ENV, kind="prioritized", alpha=2.0, seed=9), 2, num_cpus=0, rng=0)
+    for s in (0, 1):
+        w = replay.writer(s)
+        w.add(priorities=np.ones(8), **_rows(np.arange(8) + 8 * s))
+        w.flush()
+    replay.sample(8)
+    before = [st.total for st in replay.stats()]
+    with pytest.raises(ValueError, match=r"priorities too large.*priorities=1e\+200"):
+        replay.update_priorities([0, 16], [5.0, 1e200])
+    assert [st.total for st in replay.stats()] == before
+
+
+def test_sample_keeps_a_field_named_mass_and_returns_writable_fresh_arrays(ray_local: Any) -> None:
+    """A field named ``mass`` (a physics observation) comes back as stored: the shards' sampling masses travel
+    under an internal name (they used to overwrite it, and the client then dropped the field). Every array is a
+    fresh writable one, as from ReplayBuffer.sample (they used to be read-only views of Ray's object store)."""
+    from laber.distributed import launch
+
+    env = {**ENV, "mass": {}}
+    alpha, eps = 0.5, 0.1
+    for shards in (1, 2):
+        replay = launch(BufferSpec(32, env, kind="prioritized", alpha=alpha, eps=eps, seed=10), shards, num_cpus=0)
+        p = np.linspace(0.0, 3.0, 20)
+        for s in range(shards):
+            w = replay.writer(s)
+            ids = np.arange(20)[s::shards]
+            w.add(priorities=p[ids], mass=ids * 10.0, **_rows(ids))
+            w.flush()
+        out = replay.sample(64, beta=1.0)
+        ids = out["act"].ravel()
+        np.testing.assert_array_equal(out["mass"].ravel(), ids * 10.0)
+        q = (p + eps) ** alpha
+        np.testing.assert_allclose(out["weights"], q.min() / q[ids], rtol=1e-6)
+        for name, arr in out.items():
+            assert arr.flags.writeable and arr.flags.owndata, name
+        out["obs"][:] = 0.5  # the caller's own copy: the replay keeps its rows
+        again = replay.sample(64)
+        np.testing.assert_array_equal(again["obs"][:, 0], again["act"].ravel())

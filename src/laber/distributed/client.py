@@ -23,8 +23,9 @@ are exact importance weights even when other writers changed a shard in between;
 learner's own ``update_priorities`` replies refresh the stats) they are exactly the single-buffer weights
 and the draw follows ``q_i / Q`` over all shards.
 
-Arrays from ``sample`` are read-only: they are views of Ray's shared object store (no pickling copies) or,
-from several shards, their concatenation. Take ``np.array(x)`` to own a writable copy.
+Arrays from ``sample`` are fresh and writable, the caller's own, as from ``ReplayBuffer.sample``: the rows
+travel through Ray's object store without pickling copies, and the client copies them out of it once (the
+concatenation across shards; with one shard, a copy), so a kept batch does not pin object-store memory.
 
 Failures: a call to a server that died is retried (doubling waits, up to ``retry_timeout_s``) while Ray restarts
 it from its checkpoint (``launch(max_restarts=...)``); then ``ServerUnavailableError``. A retried ``add``
@@ -44,6 +45,7 @@ import numpy as np
 
 from laber._validation import RngLike, as_generator, check_nonnegative_float, check_positive_int
 from laber.distributed._ray import gather, ray_module
+from laber.distributed.server import MASS_KEY
 from laber.distributed.sharding import draw_probabilities, global_indexes, global_weights, route, split
 from laber.distributed.spec import BufferSpec
 from laber.distributed.stats import ShardStats
@@ -52,11 +54,6 @@ from laber.distributed.stream import Part, WriterStream
 __all__ = ["ReplayClient"]
 
 _ATTEMPTS = 3  # sample: splits redrawn when a shard turned out empty (restarted without a checkpoint)
-
-
-def _read_only(arr: np.ndarray) -> np.ndarray:
-    arr.flags.writeable = False
-    return arr
 
 
 class ReplayClient:
@@ -224,7 +221,7 @@ class ReplayClient:
         r"""Draw ``batch_size`` rows across all shards (see the module docstring): the fields, ``indexes`` (global,
         int64) and, from prioritized shards, ``weights`` (float32),
         ``w_i = (P_i / min_j P_j) ** -beta`` over the rows of every shard. ``beta >= 0`` (ignored by uniform
-        shards, which return no weights). Read-only arrays; one call per shard, in parallel.
+        shards, which return no weights). Fresh writable arrays; one call per shard, in parallel.
         """
         with self._lock:
             batch_size = check_positive_int(batch_size, "batch_size")
@@ -257,17 +254,17 @@ class ReplayClient:
         beta: float,
     ) -> dict[str, np.ndarray]:
         drawn = [b for b in batches if b is not None]
-        names = [n for n in drawn[0] if n not in ("indexes", "mass")]
+        names = [n for n in drawn[0] if n not in ("indexes", MASS_KEY)]
         out: dict[str, np.ndarray] = {}
-        for name in names:
-            out[name] = drawn[0][name] if len(drawn) == 1 else _read_only(np.concatenate([b[name] for b in drawn]))
+        for name in names:  # np.concatenate always allocates: a fresh array out of the object store's views
+            out[name] = np.concatenate([b[name] for b in drawn])
         empty = np.empty(0, dtype=np.int64)
         local = [empty if b is None else b["indexes"] for b in batches]
-        out["indexes"] = _read_only(global_indexes(local, self._spec.size))
+        out["indexes"] = global_indexes(local, self._spec.size)
         if self._spec.prioritized:
             pi, p_min = draw_probabilities(masses, stats)
-            q = [np.empty(0) if b is None else b["mass"] for b in batches]
-            out["weights"] = _read_only(global_weights(q, pi, stats, p_min, beta))
+            q = [np.empty(0) if b is None else b[MASS_KEY] for b in batches]
+            out["weights"] = global_weights(q, pi, stats, p_min, beta)
         return out
 
     # ------------------------------------------------------------------------------------------- priorities
@@ -279,6 +276,12 @@ class ReplayClient:
             if not self._spec.prioritized:
                 raise TypeError("update_priorities needs a prioritized server (BufferSpec(kind='prioritized'))")
             routed = route(indexes, priorities, self._spec.size, self.shards)
+            top = max((float(p.max()) for _, p in routed.values() if p.size), default=0.0)  # a loop over shards
+            if not self._spec.mass_fits(top):  # refused here, before any shard writes (not by one of them)
+                raise ValueError(
+                    f"priorities too large: (p + eps) ** alpha for priorities={top!r} with alpha={self._spec.alpha!r} "
+                    f"could overflow the sum over a shard of {self._spec.size} rows"
+                )
             order = sorted(routed)
             calls = [partial(self._servers[s].update_priorities.remote, *routed[s]) for s in order]
             for s, st in zip(order, gather(calls, self._timeout, [self._name(s) for s in order]), strict=True):

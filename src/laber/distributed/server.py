@@ -33,7 +33,9 @@ from laber.distributed.stats import ShardStats
 from laber.distributed.stream import Part
 from laber.prioritized import PrioritizedReplayBuffer
 
-__all__ = ["ReplayServer"]
+__all__ = ["MASS_KEY", "ReplayServer"]
+
+MASS_KEY = "_mass"  # the q_i of a prioritized shard's drawn rows, in its sample reply ('_': never a field name)
 
 
 def _restarted() -> bool:
@@ -178,9 +180,9 @@ class ReplayServer:
     # ------------------------------------------------------------------------------------------- reads
     def sample(self, count: int, beta: float = 0.0) -> tuple[dict[str, np.ndarray] | None, ShardStats]:
         """``count`` rows drawn from this shard's buffer (uniformly, or by priority, stratified), with ``indexes``
-        its rows and, for a prioritized shard, ``mass``: their ``q_i``. The shard's own PER weights are not
-        returned: the client computes the global ones (:mod:`laber.distributed.sharding`). None for an empty
-        shard. N-step rows carry ``discount``."""
+        its rows and, for a prioritized shard, :data:`MASS_KEY`: their ``q_i`` (a name no field can have). The
+        shard's own PER weights are not returned: the client computes the global ones
+        (:mod:`laber.distributed.sharding`). None for an empty shard. N-step rows carry ``discount``."""
         del beta  # the weights are computed by the client, across all shards
         self._maybe_checkpoint()
         if self._buffer.get_stored_size() == 0:
@@ -191,7 +193,7 @@ class ReplayServer:
         else:
             batch = self._per.sample(count, beta=0.0)
             batch.pop("weights")
-            batch["mass"] = self._per.get_masses(batch["indexes"])
+            batch[MASS_KEY] = self._per.get_masses(batch["indexes"])
         if self._discount is not None:
             batch["discount"] = batch.pop(self._discount)
         return batch, self._stats()
