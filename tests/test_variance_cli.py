@@ -112,3 +112,44 @@ def test_new_arms_are_offered_by_compare() -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["compare", "--arms", "uniform,ger,laber-exact", "--out", "unused"])
     assert args.arms == ["uniform", "ger", "laber-exact"]
+
+
+class _Rows:
+    """A stand-in replay buffer whose ``get_all_transitions`` returns fixed rows (numpy, or torch tensors as a
+    device buffer returns them)."""
+
+    def __init__(self, rows: dict[str, object]) -> None:
+        self.rows = rows
+
+    def get_all_transitions(self) -> dict[str, object]:
+        return dict(self.rows)
+
+
+def test_measure_snapshot_reads_tensor_rows_as_a_device_buffer_returns_them() -> None:
+    """Regression: rows given as torch tensors (a device buffer's) were passed through ``np.asarray``, which
+    refuses tensors on an accelerator; they are now read on the host and sent to the network's device. Without
+    a GPU the stand-in is float tensors that require grad (``np.asarray`` refuses those too). The report is the
+    same as for the numpy rows."""
+    import numpy as np
+
+    from laber.agents import dqn
+    from laber.experiments.variance import measure_snapshot
+
+    torch.manual_seed(0)
+    online, target = dqn._mlp(4, (8,), 2), dqn._mlp(4, (8,), 2)
+    gen = np.random.default_rng(0)
+    rows = {
+        "obs": gen.normal(size=(40, 4)).astype(np.float32),
+        "next_obs": gen.normal(size=(40, 4)).astype(np.float32),
+        "act": gen.integers(0, 2, size=(40, 1)),
+        "rew": gen.normal(size=(40, 1)).astype(np.float32),
+        "done": (gen.random((40, 1)) < 0.1).astype(np.float32),
+        "discount": np.full((40, 1), 0.99**3, dtype=np.float32),
+    }
+    config = DQNConfig(env_id="CartPole-v1", batch_size=4, hidden=(8,))
+    kwargs = {"population": 30, "ms": [1, 2], "draws": 20}
+    plain = measure_snapshot(online, target, _Rows(rows), config, rng=np.random.default_rng(1), **kwargs)
+    as_tensor = {k: torch.from_numpy(np.asarray(v)) for k, v in rows.items()}
+    tensors = _Rows({k: v.requires_grad_(True) if v.is_floating_point() else v for k, v in as_tensor.items()})
+    again = measure_snapshot(online, target, tensors, config, rng=np.random.default_rng(1), **kwargs)
+    assert again == plain and plain["population"] == 30

@@ -77,21 +77,26 @@ def measure_snapshot(
     where the Huber surrogate is clipped to 1), ``td_abs_mean`` and the surrogate's ``mean`` and ``var``.
     """
     torch = require("torch", "laber variance")
-    rows = buffer.get_all_transitions()
-    stored = int(np.asarray(rows["obs"]).shape[0])
+    # A device buffer (``--device cuda``) returns tensors on its device: the rows are read on the host, and the
+    # population goes to the online network's device.
+    rows = {name: _host(value) for name, value in buffer.get_all_transitions().items()}
+    device = next(online.parameters()).device
+    stored = int(rows["obs"].shape[0])
     take = np.sort(rng.choice(stored, size=min(population, stored), replace=False))
 
     def field(name: str) -> Any:
-        return torch.as_tensor(np.asarray(rows[name])[take], dtype=torch.float32)
+        return torch.as_tensor(rows[name][take], dtype=torch.float32, device=device)
 
     obs, next_obs = field("obs"), field("next_obs")
     n = obs.shape[0]
-    act = torch.as_tensor(np.asarray(rows["act"])[take].reshape(n), dtype=torch.int64)
+    act = torch.as_tensor(rows["act"][take].reshape(n), dtype=torch.int64, device=device)
     rew, not_done = field("rew").reshape(n), 1.0 - field("done").reshape(n)
-    discount: Any = field("discount").reshape(n) if "discount" in rows else config.gamma
+    # the learner's default when rows carry no per-row discount: gamma^n for n-step rows
+    default_discount = config.gamma ** (config.nstep if config.nstep > 1 else 1)
+    discount: Any = field("discount").reshape(n) if "discount" in rows else default_discount
     with torch.no_grad():
         y = double_dqn_target(online(next_obs), target(next_obs), rew, discount, not_done)
-        td = (y - online(obs).gather(1, act.reshape(n, 1)).reshape(n)).abs().double().numpy()
+        td = (y - online(obs).gather(1, act.reshape(n, 1)).reshape(n)).abs().double().cpu().numpy()
     grads, surrogate = q_gradients(online, obs, act, y, loss=config.loss)
     report = gradient_variance(
         grads, surrogate, batch_size=config.batch_size, ms=ms, draws=draws, eps=config.laber_eps, rng=rng
@@ -104,6 +109,13 @@ def measure_snapshot(
         surrogate_var=float(surrogate.var()),
     )
     return report
+
+
+def _host(value: Any) -> np.ndarray:
+    """A buffer field as a host numpy array (a torch tensor on any device is copied to the host)."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return np.asarray(value.detach().cpu().numpy())
+    return np.asarray(value)
 
 
 def _checked_steps(values: Sequence[int], steps: int, name: str) -> list[int]:
