@@ -250,12 +250,12 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """Training fails the test: the usage errors below must come before it."""
     pytest.importorskip("torch")
     pytest.importorskip("gymnasium")
-    from laber.experiments import runs
+    from laber.agents import dqn
 
     def train(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("training started")
 
-    monkeypatch.setattr(runs, "train", train)
+    monkeypatch.setattr(dqn, "train", train)
 
 
 def _usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

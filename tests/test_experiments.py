@@ -18,7 +18,7 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
 
 from laber.agents import dqn
-from laber.experiments import compare, execute, is_finished, load_run, run_dir, runs, write_report
+from laber.experiments import compare, execute, is_finished, load_run, run_dir, write_report
 from laber.experiments.progress import BarDisplay, LogDisplay, QueueReporter, drain, format_duration, open_display
 from laber.experiments.report import reference_lines, summarize, write_plot
 from laber.experiments.runs import OutDirError, RunRecord, check_run_dir, finished_runs, is_laber_dir
@@ -129,7 +129,7 @@ def _interrupted(config: dqn.DQNConfig, out: Path, monkeypatch: pytest.MonkeyPat
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(runs, "train", killed)
+        patch.setattr(dqn, "train", killed)
         with pytest.raises(KeyboardInterrupt):
             execute(config, out, progress=False, tensorboard=False)
 
@@ -155,7 +155,7 @@ def test_execute_never_deletes_a_directory_laber_did_not_create(
     foreign = tmp_path / name
     foreign.mkdir()
     (foreign / "data.csv").write_text("precious")
-    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(dqn, "train", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(OutDirError, match=r"exists and is not a laber run .*has no \.laber-run marker"):
         execute(short("uniform"), tmp_path / "run", progress=False)
     with pytest.raises(OutDirError, match=r"exists and is not a laber run"):
@@ -246,7 +246,7 @@ def test_compare_never_deletes_a_foreign_run_directory(
     foreign.mkdir(parents=True)
     (foreign / "keep.txt").write_text("not laber's")
     (out / "compare.json").write_text("{}")
-    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(dqn, "train", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(OutDirError, match=r"exists and is not a laber run"):
         compare(short("uniform"), ["laber-mean", "uniform"], [0], out, progress=False, tensorboard=False)
     assert (foreign / "keep.txt").read_text() == "not laber's"

@@ -175,3 +175,72 @@ def test_config_round_trips() -> None:
     assert SACConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown SACConfig settings"):
         SACConfig.from_dict({**config.to_dict(), "lr_typo": 1})
+
+
+# ------------------------------------------------------------------------------------- the experiment commands
+def test_records_name_their_agent() -> None:
+    from laber.agents.dqn import DQNConfig
+    from laber.agents.registry import ALL_ARMS, config_from_record, kind_of
+
+    config = short("per", seed=2)
+    assert config.to_dict()["agent"] == "sac" and config_from_record(config.to_dict()) == config
+    dqn_record = DQNConfig().to_dict()
+    assert "agent" not in dqn_record and config_from_record(dqn_record) == DQNConfig()  # as before SAC existed
+    assert kind_of(config).name == "sac" and kind_of(DQNConfig()).name == "dqn"
+    assert set(SAC_ARMS) <= set(ALL_ARMS)
+    with pytest.raises(TypeError, match="DQNConfig or SACConfig"):
+        kind_of({"arm": "uniform"})
+    with pytest.raises(ValueError, match="unknown agent 'ppo'"):
+        config_from_record({"agent": "ppo"})
+
+
+def test_laber_run_and_compare_train_sac(tmp_path: Any) -> None:
+    import json
+
+    from laber.cli import main
+
+    common = ["--agent", "sac", "--env", "Pendulum-v1", "--steps", "240", "--learning-starts", "200",
+              "--batch-size", "16", "--hidden", "16,16", "--eval-every", "120", "--eval-episodes", "1",
+              "--no-progress", "--no-tensorboard"]  # fmt: skip
+    assert main(["run", *common, "--arm", "laber-mean", "--tau", "0.01", "--out", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "result.json").read_text())["config"]
+    assert record["agent"] == "sac" and record["tau"] == 0.01 and record["batch_size"] == 16
+    out = tmp_path / "cmp"
+    assert main(["compare", *common, "--arms", "uniform,laber-mean", "--seeds", "1", "--out", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "SAC (twin critics" in summary and "| laber-mean | 1 |" in summary
+    # resuming with the DQN over SAC runs is refused by name
+    with pytest.raises(SystemExit):
+        main(["compare", "--env", "CartPole-v1", "--steps", "1200", "--arms", "uniform", "--seeds", "1",
+              "--no-progress", "--no-tensorboard", "--out", str(out)])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--nstep", "3"], "argument --nstep: not a setting of --agent sac"),
+        (["--device", "cpu"], "argument --device: not a setting of --agent sac"),
+        (["--config", "minatar-paper"], "argument --config: not a setting of --agent sac"),
+        (["--env", "CartPole-v1"], "SAC needs bounded continuous actions"),
+        (["--steps", "100"], "the run would never train"),
+    ],
+)
+def test_sac_usage_errors(argv: list[str], match: str, capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    from laber.cli import main
+
+    base = {"--env": "Pendulum-v1", "--steps": "300", "--learning-starts": "200", "--batch-size": "16"}
+    for i in range(0, len(argv), 2):
+        base[argv[i]] = argv[i + 1]
+    flat = [x for kv in base.items() for x in kv]
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--agent", "sac", *flat, "--no-progress", "--out", str(tmp_path / "r")])
+    assert exc.value.code == 2 and match in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_tau_needs_the_sac_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    from laber.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--env", "CartPole-v1", "--tau", "0.01"])
+    assert "--tau: a setting of --agent sac only" in capsys.readouterr().err

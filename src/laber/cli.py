@@ -215,6 +215,21 @@ def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozense
         "stderr when it is a file or pipe)",
     )
     parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    if "--agent" not in skip:
+        parser.add_argument(
+            "--agent",
+            choices=("dqn", "sac"),
+            default="dqn",
+            help="the reference agent: dqn (discrete actions; laber.agents.DQNConfig) or sac (continuous actions; "
+            "laber.agents.sac.SACConfig, whose own defaults apply; arms uniform, uniform-large, laber-mean, per)",
+        )
+    if "--tau" not in skip:
+        parser.add_argument(
+            "--tau",
+            type=_unit_float,
+            default=None,
+            help="--agent sac: Polyak rate of the target critics (default: 0.005)",
+        )
     group = parser.add_argument_group("agent settings (defaults: laber.agents.DQNConfig)")
     group.add_argument(
         "--config",
@@ -335,7 +350,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         "to --out (see docs/variance.md).",
         formatter_class=_HelpFormatter,
     )
-    _add_common(var, skip=frozenset({"--m"}))
+    _add_common(var, skip=frozenset({"--m", "--agent", "--tau"}))
     var.set_defaults(steps=None)
     var.add_argument("--arm", type=_arm, default="uniform", metavar="ARM", help=f"the arm trained, one of: {arms}")
     var.add_argument("--seed", type=_nonnegative_int, default=0, help="the run's one seed")
@@ -356,8 +371,48 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     return parser, {"run": run, "compare": cmp_, "report": rep, "variance": var}
 
 
+def _sac_config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
+    """A SACConfig from the arguments (``--agent sac``); DQN-only flags and invalid values are usage errors."""
+    sac = _require_or_usage(parser, "laber.agents.sac", "SAC")
+    _require_or_usage(parser, "torch", "SAC")
+    gym = _require_or_usage(parser, "gymnasium", "SAC")
+    if args.command == "compare":
+        _require_or_usage(parser, "matplotlib", "the compare's plot")
+    if args.env not in gym.envs.registry:
+        parser.error(f"argument --env: unknown gymnasium environment {args.env!r}")
+    known = set(sac.SACConfig.__dataclass_fields__)
+    values: dict[str, Any] = {"env_id": args.env, "steps": args.steps, **extra}
+    for flag, name, _kind, _text in _HYPER:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name not in known:
+            parser.error(f"argument {flag}: not a setting of --agent sac")
+        values[name] = value
+    for flag, given in (("--config", args.config), ("--device", args.device), ("--device-buffer", args.device_buffer)):
+        if given:
+            parser.error(f"argument {flag}: not a setting of --agent sac")
+    if args.tau is not None:
+        values["tau"] = args.tau
+    try:
+        config = sac.SACConfig(**values)
+        sac.check_trainable(config)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
+    try:
+        sac.check_continuous_env(config.env_id)
+    except ValueError as exc:
+        parser.error(f"argument --env: {exc}")
+    return config
+
+
 def _config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
-    """A DQNConfig from the arguments; an invalid combination is a usage error."""
+    """The agent's config from the arguments (a DQNConfig, or a SACConfig with ``--agent sac``); an invalid
+    combination is a usage error."""
+    if getattr(args, "agent", "dqn") == "sac":
+        return _sac_config(parser, args, **extra)
+    if getattr(args, "tau", None) is not None:
+        parser.error("argument --tau: a setting of --agent sac only")
     dqn = _require_or_usage(parser, "laber.agents.dqn", "the reference DQN")
     _require_or_usage(parser, "torch", "the reference DQN")
     gym = _require_or_usage(parser, "gymnasium", "the reference DQN")

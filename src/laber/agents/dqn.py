@@ -995,6 +995,7 @@ def _check_spaces(env: Any, env_id: str, network: str = "mlp") -> tuple[tuple[in
     if not isinstance(act_space, gym.spaces.Discrete):
         raise ValueError(
             f"the reference DQN needs a Discrete action space, got env_id={env_id!r} with action space {act_space}"
+            + (" (continuous actions: SAC, laber run --agent sac)" if isinstance(act_space, gym.spaces.Box) else "")
         )
     if network == "minatar":
         if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 3:

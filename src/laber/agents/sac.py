@@ -44,7 +44,7 @@ import numpy as np
 from laber._optional import require
 from laber._validation import check_positive_int
 
-__all__ = ["SAC_ARMS", "SACConfig", "SACResult", "check_continuous_env", "train_sac"]
+__all__ = ["SAC_ARMS", "SACConfig", "SACResult", "check_continuous_env", "check_trainable", "train_sac"]
 
 SAC_ARMS: tuple[str, ...] = ("uniform", "uniform-large", "laber-mean", "per")
 
@@ -91,23 +91,29 @@ class SACConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
                 raise ValueError(f"{name} must be a positive number, got {name}={value!r}")
-        if self.learning_starts < self.batch_size * (self.m if self.arm in ("uniform-large", "laber-mean") else 1):
+        rows = self.batch_size * (self.m if self.arm in ("uniform-large", "laber-mean") else 1)
+        if self.learning_starts < rows:
             raise ValueError(
-                f"learning_starts={self.learning_starts} is smaller than the batch the arm draws; raise it"
+                f"learning_starts={self.learning_starts} must be at least the {rows} rows arm={self.arm!r} draws per "
+                f"update (batch_size={self.batch_size}, m={self.m}): the first batches would repeat a few rows"
             )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """A JSON-friendly dict (``hidden`` as a list) naming the agent (``"agent": "sac"``, which run records
+        use to tell SAC runs from DQN runs); ``SACConfig.from_dict`` inverts it."""
+        data: dict[str, Any] = {"agent": "sac", **asdict(self)}
         data["hidden"] = list(self.hidden)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SACConfig:
+        values = dict(data)
+        if values.pop("agent", "sac") != "sac":
+            raise ValueError(f"not a SAC record: agent={data.get('agent')!r}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown SACConfig settings: {unknown}")
-        values = dict(data)
         if "hidden" in values:
             values["hidden"] = tuple(values["hidden"])
         return cls(**values)
@@ -130,6 +136,17 @@ class SACResult:
     @property
     def seconds_per_update(self) -> float:
         return self.update_seconds / self.updates if self.updates else math.nan
+
+
+def check_trainable(config: SACConfig) -> None:
+    """Raise ``ValueError`` when the run would end before its first update (at step ``learning_starts + 1``)."""
+    if not isinstance(config, SACConfig):
+        raise TypeError(f"config must be a SACConfig, got config={config!r}")
+    if config.steps <= config.learning_starts:
+        raise ValueError(
+            f"steps must pass learning_starts={config.learning_starts} to reach an update, got steps={config.steps}: "
+            "the run would never train"
+        )
 
 
 def check_continuous_env(env_id: str) -> tuple[int, int]:
@@ -333,8 +350,7 @@ def train_sac(
     on_progress: Callable[[int], None] | None = None,
 ) -> SACResult:
     """Train one SAC run; evaluate the deterministic policy (``tanh(mu)``) every ``eval_every`` steps."""
-    if not isinstance(config, SACConfig):
-        raise TypeError(f"config must be a SACConfig, got config={config!r}")
+    check_trainable(config)
     torch = require("torch", "SAC")
     gym = require("gymnasium", "SAC")
     from laber import PrioritizedReplayBuffer, ReplayBuffer

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from laber._validation import check_positive_int
-from laber.agents.dqn import ARMS, DQNConfig, check_env, check_trainable
+from laber.agents.registry import ALL_ARMS, config_from_record, kind_of
 from laber.experiments.progress import Display, QueueReporter, drain, open_display
 from laber.experiments.report import write_report
 from laber.experiments.runs import (
@@ -91,7 +91,7 @@ def check_compare_dir(out: str | os.PathLike[str]) -> Path:
     return root
 
 
-def plan(base: DQNConfig, arms: Sequence[str], seeds: Sequence[int], out: str | os.PathLike[str]) -> list[DQNConfig]:
+def plan(base: Any, arms: Sequence[str], seeds: Sequence[int], out: str | os.PathLike[str]) -> list[Any]:
     """The runs of a compare that still have to be trained, validating finished ones against ``base``.
 
     Seed-major order (every arm's seed 0, then every arm's seed 1, ...): a compare stopped early leaves every arm
@@ -102,7 +102,13 @@ def plan(base: DQNConfig, arms: Sequence[str], seeds: Sequence[int], out: str | 
     expected = asdict(base)  # every setting, defaults included (a record may leave defaults out)
     done: set[tuple[str, int]] = set()
     for arm, seed, path in finished_runs(out):
-        record = asdict(DQNConfig.from_dict(json.loads((path / RESULT_FILE).read_text())["config"]))
+        recorded = config_from_record(json.loads((path / RESULT_FILE).read_text())["config"])
+        if type(recorded) is not type(base):
+            raise ValueError(
+                f"out={str(out)!r} already holds a finished run {arm}/seed{seed} of another agent "
+                f"({kind_of(recorded).name}); use another --out"
+            )
+        record = asdict(recorded)
         mismatched = sorted(k for k, v in expected.items() if k not in ("arm", "seed") and record.get(k) != v)
         if mismatched:
             details = ", ".join(f"{k}={record.get(k)!r} (requested {expected[k]!r})" for k in mismatched)
@@ -127,7 +133,7 @@ def _recorded(root: Path, settings: dict[str, Any], arms: list[str], seeds: list
         data = json.loads((root / SETTINGS_FILE).read_text())
         if data.get("settings") != settings:
             return arms, seeds
-        old_arms = [a for a in data["arms"] if a in ARMS]
+        old_arms = [a for a in data["arms"] if a in ALL_ARMS]
         old_seeds = [int(k) for k in data["seeds"]]
     except (OSError, ValueError, KeyError, TypeError):
         return arms, seeds
@@ -145,14 +151,14 @@ def _init_worker(events: Any) -> None:
         pass
 
 
-def _work(config: DQNConfig, out: str, tensorboard: bool) -> tuple[str, int]:
+def _work(config: Any, out: str, tensorboard: bool) -> tuple[str, int]:
     path = run_dir(out, config.arm, config.seed)
     execute(config, path, progress=False, reporter=_REPORTER, tensorboard=tensorboard)
     return config.arm, config.seed
 
 
 def compare(
-    base: DQNConfig,
+    base: Any,
     arms: Sequence[str],
     seeds: Sequence[int],
     out: str | os.PathLike[str],
@@ -169,15 +175,17 @@ def compare(
     ``jobs`` > 1 trains runs in that many separate processes (each with one torch thread); ``jobs == 1`` trains
     in this process. Returns the paths of the plot and the summary and how many runs were trained or kept.
     """
-    if not isinstance(base, DQNConfig):
-        raise TypeError(f"base must be a DQNConfig, got base={base!r}")
+    try:
+        kind = kind_of(base)
+    except TypeError as exc:
+        raise TypeError(f"base: {exc}") from None
     arms = list(arms)
     seeds = list(seeds)
     if not arms:
         raise ValueError("arms must not be empty, got arms=[]")
     for arm in arms:
-        if arm not in ARMS:
-            raise ValueError(f"arms must be among {', '.join(ARMS)}, got {arm!r}")
+        if arm not in kind.arms:
+            raise ValueError(f"arms must be among {', '.join(kind.arms)}, got {arm!r}")
     if len(set(arms)) != len(arms):
         raise ValueError(f"arms must not repeat, got arms={arms!r}")
     if not seeds:
@@ -187,8 +195,7 @@ def compare(
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must not repeat, got seeds={seeds!r}")
     jobs = check_positive_int(jobs, "jobs")
-    check_trainable(base)
-    check_env(base.env_id, base.network)
+    kind.check(base)
     todo = plan(base, arms, seeds, out)
     root = Path(out)
     try:
@@ -228,7 +235,7 @@ def compare(
     return CompareResult(plot=plot, summary=summary, trained=len(todo), skipped=skipped, seconds=seconds)
 
 
-def _run_pool(todo: list[DQNConfig], root: Path, jobs: int, tensorboard: bool, display: Display | None) -> None:
+def _run_pool(todo: list[Any], root: Path, jobs: int, tensorboard: bool, display: Display | None) -> None:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter per worker: no inherited torch threads
     events = ctx.Queue() if display is not None else None
     try:

@@ -30,7 +30,7 @@ import numpy as np
 
 from laber._optional import require
 from laber._validation import check_positive_int
-from laber.agents.dqn import ARMS
+from laber.agents.registry import ALL_ARMS as ARMS
 from laber.experiments.aggregate import Estimate, iqm_estimate, probability_of_improvement
 from laber.experiments.runs import COMPARE_SETTINGS_FILE, RunRecord, finished_runs, load_run
 from laber.experiments.stats import (
@@ -378,6 +378,20 @@ def _robust_markdown(summaries: list[ArmSummary]) -> list[str]:
     return lines
 
 
+def _agent_text(config: dict[str, Any]) -> str:
+    """The agent and its main settings, from a compare's settings (a run's config without arm and seed)."""
+    if config.get("agent") == "sac":
+        return (
+            f"batch {config.get('batch_size')}, m = {config.get('m')}, SAC (twin critics, learned temperature), "
+            f"MLP {config.get('hidden')}, tau {config.get('tau')}, an update every step."
+        )
+    network = "MinAtar conv net" if config.get("network") == "minatar" else "MLP"
+    return (
+        f"batch {config.get('batch_size')}, m = {config.get('m')}, {config.get('nstep')}-step Double DQN, "
+        f"{config.get('loss')} loss, {network} {config.get('hidden')}, train every {config.get('train_freq')} step(s)."
+    )
+
+
 def _markdown(
     summaries: list[ArmSummary], env_id: str, config: dict[str, Any], lines_of_env: Sequence[tuple[float, str]]
 ) -> str:
@@ -396,8 +410,7 @@ def _markdown(
         f"# laber compare: {env_id}",
         "",
         f"Seeds per arm: {', '.join(map(str, n_seeds))}; {config.get('steps')} environment steps per run; "
-        f"batch {config.get('batch_size')}, m = {config.get('m')}, {config.get('nstep')}-step Double DQN, "
-        f"{config.get('loss')} loss, MLP {config.get('hidden')}, train every {config.get('train_freq')} step(s).",
+        + _agent_text(config),
         "",
         "Final return: mean evaluation return over the last 10% of the steps. AUC: mean evaluation return over "
         f"the whole run (normalised area under the curve). {brackets} "

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from laber._optional import require
-from laber.agents.dqn import ARMS, DQNConfig, RunResult, check_env, check_trainable, train
+from laber.agents.registry import ALL_ARMS, config_from_record, kind_of
 from laber.experiments.progress import Display, Reporter, open_display
 
 __all__ = [
@@ -73,7 +73,7 @@ class RunRecord:
     """A finished run read back from disk."""
 
     path: Path
-    config: DQNConfig
+    config: Any  # the agent's config (laber.agents.DQNConfig or laber.agents.sac.SACConfig)
     steps: np.ndarray
     returns: np.ndarray
     seconds_per_update: float
@@ -87,10 +87,10 @@ def run_dir(root: str | os.PathLike[str], arm: str, seed: int) -> Path:
 
 
 def finished_runs(out: str | os.PathLike[str]) -> Iterator[tuple[str, int, Path]]:
-    """Every finished run under a compare directory, as ``(arm, seed, path)``: arms in ``ARMS`` order, seeds
+    """Every finished run under a compare directory, as ``(arm, seed, path)``: arms in ``ALL_ARMS`` order, seeds
     ascending (directories that are not ``<arm>/seed<k>`` of a known arm are ignored)."""
     root = Path(out)
-    for arm in ARMS:
+    for arm in ALL_ARMS:
         arm_dir = root / arm
         if not arm_dir.is_dir() or arm_dir.is_symlink():
             continue
@@ -243,7 +243,7 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple[Any, ...]])
 
 
 def execute(
-    config: DQNConfig,
+    config: Any,
     out: str | os.PathLike[str],
     *,
     progress: bool = True,
@@ -262,12 +262,10 @@ def execute(
     ``(arm, seed)``; without one, ``progress=True`` shows this run on stderr: a live bar on a terminal (with
     ``laber[progress]``), plain lines otherwise (see ``laber.experiments.progress``).
     """
-    if not isinstance(config, DQNConfig):
-        raise TypeError(f"config must be a DQNConfig, got config={config!r}")
+    kind = kind_of(config)
     torch = require("torch", "laber runs")
     final = check_run_dir(out)
-    check_trainable(config)
-    check_env(config.env_id, config.network)
+    kind.check(config)
     partial = _partial(final)
     _remove_laber_dir(partial)  # an interrupted attempt of laber's
     try:
@@ -300,7 +298,7 @@ def execute(
     try:
         if sink is not None:
             sink.start(key)
-        result = train(config, on_eval=on_eval, on_progress=on_progress if sink is not None else None)
+        result = kind.train(config, on_eval=on_eval, on_progress=on_progress if sink is not None else None)
         if display is not None:
             display.finish(key)
     finally:
@@ -320,7 +318,7 @@ def execute(
     return final
 
 
-def _write_outputs(path: Path, result: RunResult, *, tensorboard: bool) -> None:
+def _write_outputs(path: Path, result: Any, *, tensorboard: bool) -> None:
     torch = require("torch", "laber runs")
     from laber import __version__
 
@@ -356,7 +354,7 @@ def load_run(path: str | os.PathLike[str]) -> RunRecord:
     data = np.loadtxt(root / EVAL_FILE, delimiter=",", skiprows=1, ndmin=2)
     return RunRecord(
         path=root,
-        config=DQNConfig.from_dict(info["config"]),
+        config=config_from_record(info["config"]),
         steps=data[:, 0].astype(np.int64),
         returns=data[:, 1].astype(np.float64),
         seconds_per_update=float(info["seconds_per_update"]),
