@@ -445,6 +445,7 @@ class _LaBER:
         return self._general(priorities, arrays)
 
     def _general(self, priorities: Any, arrays: Mapping[str, Any]) -> dict[str, Any]:
+        """The general path (``_subsample``): any input type, every conversion and every error message."""
         return _subsample(
             priorities,
             self._batch_size,
