@@ -73,11 +73,10 @@ the same distribution, not the same numbers).
 from __future__ import annotations
 
 import importlib
-import math
 import numbers
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,6 +85,7 @@ from laber._optional import require
 from laber._validation import check_nonnegative_float, check_positive_int
 from laber.agents.gradient_norms import GradientNorms
 from laber.agents.networks import NETWORKS, minatar_forward, minatar_network, parameter_pairs
+from laber.agents.results import RunResult, TimedEvaluations
 
 if TYPE_CHECKING:
     import torch
@@ -302,27 +302,6 @@ class DQNConfig:
         if "hidden" in values:
             values["hidden"] = tuple(values["hidden"])
         return cls(**values)
-
-
-@dataclass
-class RunResult:
-    """What one run produced: evaluation curve, training episodes and timing."""
-
-    config: DQNConfig
-    eval_steps: list[int] = field(default_factory=list)
-    eval_returns: list[float] = field(default_factory=list)
-    # at each evaluation: wall-clock seconds since the run started, time spent in evaluations excluded
-    eval_train_seconds: list[float] = field(default_factory=list)
-    episode_steps: list[int] = field(default_factory=list)
-    episode_returns: list[float] = field(default_factory=list)
-    updates: int = 0
-    update_seconds: float = 0.0
-    wall_seconds: float = 0.0
-
-    @property
-    def seconds_per_update(self) -> float:
-        """Mean wall-clock time of one update (sampling, priorities, forward, backward, optimiser step)."""
-        return self.update_seconds / self.updates if self.updates else math.nan
 
 
 # ----------------------------------------------------------------------------------------------- seeding
@@ -1177,18 +1156,7 @@ def train(
         result = RunResult(config=config)
         snapshots = frozenset(int(s) for s in snapshot_steps)
 
-        evaluating = [0.0]  # seconds spent in evaluations so far
-
-        def evaluate(step: int) -> None:
-            t0 = time.perf_counter()
-            value = _evaluate(learner, eval_envs, eval_rng)
-            result.eval_steps.append(step)
-            result.eval_returns.append(value)
-            result.eval_train_seconds.append(t0 - start - evaluating[0])
-            evaluating[0] += time.perf_counter() - t0
-            if on_eval is not None:
-                on_eval(step, value)
-
+        evaluate = TimedEvaluations(result, start, lambda: _evaluate(learner, eval_envs, eval_rng), on_eval)
         evaluate(0)
         obs, _ = env.reset(seed=seeds.env)
         episode_return = 0.0

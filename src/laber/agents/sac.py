@@ -36,15 +36,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from laber._optional import require
 from laber._validation import check_positive_int
+from laber.agents.results import RunResult, TimedEvaluations
 
-__all__ = ["SAC_ARMS", "SACConfig", "SACResult", "check_continuous_env", "check_trainable", "train_sac"]
+__all__ = ["SAC_ARMS", "SACConfig", "check_continuous_env", "check_trainable", "train_sac"]
 
 SAC_ARMS: tuple[str, ...] = ("uniform", "uniform-large", "laber-mean", "per")
 
@@ -117,25 +118,6 @@ class SACConfig:
         if "hidden" in values:
             values["hidden"] = tuple(values["hidden"])
         return cls(**values)
-
-
-@dataclass
-class SACResult:
-    """What one run produced: evaluation curve (with training time at each evaluation), episodes and timing."""
-
-    config: SACConfig
-    eval_steps: list[int] = field(default_factory=list)
-    eval_returns: list[float] = field(default_factory=list)
-    eval_train_seconds: list[float] = field(default_factory=list)
-    episode_steps: list[int] = field(default_factory=list)
-    episode_returns: list[float] = field(default_factory=list)
-    updates: int = 0
-    update_seconds: float = 0.0
-    wall_seconds: float = 0.0
-
-    @property
-    def seconds_per_update(self) -> float:
-        return self.update_seconds / self.updates if self.updates else math.nan
 
 
 def check_trainable(config: SACConfig) -> None:
@@ -348,7 +330,7 @@ def train_sac(
     *,
     on_eval: Callable[[int, float], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> SACResult:
+) -> RunResult:
     """Train one SAC run; evaluate the deterministic policy (``tanh(mu)``) every ``eval_every`` steps."""
     check_trainable(config)
     torch = require("torch", "SAC")
@@ -382,19 +364,8 @@ def train_sac(
         explore = np.random.default_rng(seeds[4])
         eval_rng = np.random.default_rng(seeds[5])
         env.action_space.seed(int(explore.integers(2**31)))
-        result = SACResult(config=config)
-        evaluating = [0.0]
-
-        def evaluate(step: int) -> None:
-            t0 = time.perf_counter()
-            value = _evaluate(agent, eval_envs, eval_rng)
-            result.eval_steps.append(step)
-            result.eval_returns.append(value)
-            result.eval_train_seconds.append(t0 - start - evaluating[0])
-            evaluating[0] += time.perf_counter() - t0
-            if on_eval is not None:
-                on_eval(step, value)
-
+        result = RunResult(config=config)
+        evaluate = TimedEvaluations(result, start, lambda: _evaluate(agent, eval_envs, eval_rng), on_eval)
         evaluate(0)
         obs, _ = env.reset(seed=int(explore.integers(2**31)))
         episode_return = 0.0
