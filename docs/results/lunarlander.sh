@@ -5,7 +5,8 @@
 # Afterwards, every run's per-evaluation data is copied to docs/results/lunarlander/<arm>/seed<k>.csv
 # (step, eval_return, train_seconds) with the summary and the plot, so the results can be re-analysed without
 # re-running (`laber report` needs the run directories; the CSV files hold the same evaluation curves).
-# Needs the box2d extra of gymnasium: pip install "gymnasium[box2d]".
+# The finished run directories are kept in docs/results/lunarlander/run-dirs/: on a fresh clone the script copies them
+# to $OUT first, so the campaign goes on where it stopped. Needs the box2d extra: pip install ".[box2d]".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LABER=${LABER:-.venv/bin/laber}
@@ -14,6 +15,11 @@ SEEDS=${SEEDS:-10}
 STEPS=${STEPS:-100000}
 JOBS=${JOBS:-2}
 OUT=${OUT:-runs/lunarlander}
+KEEP=docs/results/lunarlander/run-dirs  # the finished run directories, committed so that a fresh clone resumes
+if [ ! -e "$OUT" ] && [ -d "$KEEP" ]; then
+  mkdir -p "$(dirname "$OUT")"
+  cp -a "$KEEP" "$OUT"
+fi
 "$LABER" compare --env LunarLander-v3 --arms "$ARMS" --seeds "$SEEDS" --steps "$STEPS" \
   --hidden 128,128 --lr 5e-4 --learning-starts 5000 --eps-decay-steps 20000 --target-update 1000 \
   --eval-every 5000 --eval-episodes 5 --jobs "$JOBS" --no-progress --no-tensorboard --out "$OUT"
@@ -23,7 +29,10 @@ for run in "$OUT"/*/seed*/; do
   arm=$(basename "$(dirname "$run")")
   mkdir -p "$DEST/$arm"
   cp "$run/eval.csv" "$DEST/$arm/$(basename "$run").csv"
+  mkdir -p "$KEEP/$arm"
+  cp -a "${run%/}" "$KEEP/$arm/"
 done
+cp "$OUT/compare.json" "$OUT/.laber-run" "$KEEP/"
 cp "$OUT/curves.png" docs/results/lunarlander.png
 cp "$OUT/summary.md" docs/results/lunarlander.md
 cp "$OUT/summary.json" "$DEST/summary.json"
