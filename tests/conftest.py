@@ -22,6 +22,19 @@ STORAGES = ["memory", "mmap", "shared", "device"]
 BACKENDS = ["numpy", "numba"]
 
 
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """torch on one thread for the test (small networks on a shared 2-core machine are many times slower with
+    more), restored afterwards."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """Selects the numpy or the numba kernels for the test (numba skipped when it is not installed)."""

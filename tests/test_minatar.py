@@ -20,12 +20,7 @@ from laber.agents.networks import minatar_forward, minatar_network, parameter_pa
 PAPER = PRESETS["minatar-paper"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
 
 def test_the_network_is_the_papers() -> None:

@@ -15,13 +15,7 @@ pytest.importorskip("gymnasium")
 from laber.agents import sac  # noqa: E402
 from laber.agents.sac import SAC_ARMS, SACConfig, train_sac  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
 
 def short(arm: str = "uniform", **kw: Any) -> SACConfig:
