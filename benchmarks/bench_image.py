@@ -1,4 +1,5 @@
-"""Image observations: sampling 84x84x4 uint8 frame stacks stored with ``next_of`` and ``stack_compress``.
+"""Image observations: sampling 84x84x4 uint8 frame stacks stored with ``next_of`` and ``stack_compress``, and
+adding one transition at a time with ``next_of`` (an agent's hot path: one ``add`` per environment step).
 
 laber and cpprb 11.0.0 each store ``ROWS`` transitions of Atari-shaped stacks (``obs`` of shape (84, 84, 4),
 stacked along the last axis, and ``next_obs``, the following stack) with ``next_of="obs"`` and
@@ -6,12 +7,15 @@ stacked along the last axis, and ``next_obs``, the following stack) with ``next_
 drawn row. The floor is a plain numpy gather of the same bytes, ``take`` of the drawn rows from two
 (rows, 84, 84, 4) uint8 arrays (``obs`` and ``next_obs`` stored whole; larger than the caches): the memory
 bandwidth any sample of these bytes needs. Episodes of 1,000 steps; batches of 32 (the Atari DQN's) and 256.
+The adds store MinAtar-shaped (10, 10, 4) and Atari-shaped (84, 84, 4) uint8 observations with ``next_of="obs"``
+(each ``next_obs`` is the next ``obs``, episodes of 100 steps), into a buffer of ``ADD_ROWS`` rows that wraps.
 
 Run: ``python benchmarks/bench_image.py`` (or ``make bench``; ``--quick``: 2,000 rows).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,8 @@ ROWS = scaled(20_000, 2_000)
 PLAIN_ROWS = scaled(4_000, 500)  # 2 x 4,000 x 28 KB = 226 MB: far larger than the caches
 SHAPE = (84, 84, 4)
 EPISODE = 1_000
+ADD_ROWS = scaled(10_000, 500)
+ADD_EPISODE = 100
 
 
 def _env() -> dict[str, dict[str, Any]]:
@@ -46,6 +52,41 @@ def _episodes(rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
             }
         )
     return out
+
+
+def _adder(rb: Any, frames: np.ndarray) -> Callable[[], object]:
+    """One ``add`` per call of consecutive observations of ``frames``, ``on_episode_end`` every ADD_EPISODE."""
+    position = iter(range(1 << 62))
+
+    def add() -> None:
+        i = next(position) % ADD_EPISODE
+        rb.add(obs=frames[i], act=1, rew=0.5, next_obs=frames[i + 1], done=float(i == ADD_EPISODE - 1))
+        if i == ADD_EPISODE - 1:
+            rb.on_episode_end()
+
+    return add
+
+
+def add_one_next_of() -> None:
+    """``add`` of one transition with ``next_of="obs"``: laber against cpprb, two observation shapes."""
+    from laber import ReplayBuffer
+
+    cpprb_name = peer_name("cpprb")
+    rng = np.random.default_rng(2)
+    for shape, label in (((10, 10, 4), "MinAtar 10x10x4"), (SHAPE, "Atari 84x84x4")):
+        env = {"obs": {"shape": shape, "dtype": np.uint8}, "act": {"dtype": np.uint8}, "rew": {}, "done": {}}
+        frames = rng.integers(0, 2 if shape[0] == 10 else 256, (ADD_EPISODE + 1, *shape), dtype=np.uint8)
+        fns: Fns = {"laber": _adder(ReplayBuffer(ADD_ROWS, env, next_of="obs", rng=0), frames)}
+        if wanted("cpprb"):
+            try:
+                import cpprb
+
+                fns[cpprb_name] = _adder(cpprb.ReplayBuffer(ADD_ROWS, env, next_of="obs"), frames)
+            except ImportError:
+                pass
+        timing = measure(fns, number=scaled(2000, 5), repeat=15)
+        REPORT.table(f'add 1 transition, {label} uint8, next_of="obs"', timing, ["laber"], [cpprb_name])
+        REPORT.ratio_headline(f"image add 1 ({label}), next_of: vs cpprb (x)", timing, cpprb_name, "laber")
 
 
 def main() -> None:
@@ -106,6 +147,7 @@ def main() -> None:
         )
         REPORT.ratio_headline(f"image sample({batch}), stack_compress: vs cpprb (x)", timing, cpprb_name, "laber")
         REPORT.ratio_headline(f"image sample({batch}), stack_compress: vs numpy floor (x)", timing, floor_name, "laber")
+    add_one_next_of()
 
 
 if __name__ == "__main__":

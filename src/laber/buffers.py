@@ -364,6 +364,21 @@ class ReplayBuffer:
             if self._watch_rows:
                 self._on_rows_written(np.array([start], dtype=np.int64))
             return start
+        if rows == 1 and links is not None and stack is None:  # one transition with next_of: scalar link updates
+            link_col = self._cols[LINK]
+            if start < self._stored:
+                links.before_write_one(start, link_col)
+            self._rows.put_one(start, {**arrays, LINK: -1})  # the link is set just below
+            steps = arrays.get(STEPS)
+            links.after_write_one(
+                start, link_col, self._read, arrays, 1 if steps is None else int(np.asarray(steps).reshape(-1)[0])
+            )
+            self._next = (start + 1) % size
+            if self._stored < size:
+                self._stored += 1
+            if self._watch_rows:
+                self._on_rows_written(np.array([start], dtype=np.int64))
+            return start
         if rows == 1:
             arrays = {
                 k: np.asarray(v)[np.newaxis]

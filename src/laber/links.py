@@ -160,6 +160,43 @@ class NextOfLinks(_SideStore):
                 add = np.stack([rows[need][waiting], slots[waiting], steps[need][waiting]], axis=1)
                 self._pending = np.concatenate([self._pending, add.astype(np.int64)])
 
+    def before_write_one(self, row: int, links: np.ndarray) -> None:
+        """``before_write`` for one stored row ``row`` (the add of one transition): scalar operations only."""
+        old = int(links[row])
+        if old >= 0:
+            self._free.append(old)
+        pending = self._pending
+        if pending.shape[0] and (pending[:, 0] == row).any():
+            self._pending = pending[pending[:, 0] != row]
+
+    def after_write_one(
+        self, row: int, links: np.ndarray, read: Reader, values: Mapping[str, np.ndarray], steps: int
+    ) -> None:
+        """``after_write`` for one new row ``row``: the same links, slots and pending entries, without the
+        array machinery a batch needs (an add of one transition is the hot path of every agent).
+
+        Its successor is never in the same write, so the row always takes a slot and waits; pending rows whose
+        successor is ``row`` are resolved as in ``after_write``."""
+        pending = self._pending
+        if pending.shape[0]:
+            # a handful of entries (rows whose successor is not stored yet): plain integers beat array calls here
+            entries = pending.tolist()
+            hits = [i for i, (src, _, st) in enumerate(entries) if (src + st) % self.size == row]
+            if hits:
+                at = np.array([row], dtype=np.int64)
+                stored = {f.name: read(f.name, at)[0].tobytes() for f in self.pairs.values()}
+                for i in hits:
+                    src, slot, st = entries[i]
+                    if all(self._side[n][slot].tobytes() == stored[f.name] for n, f in self.pairs.items()):
+                        links[src] = -st
+                        self._free.append(slot)
+                pending = pending[[i for i in range(len(entries)) if i not in hits]]
+        slot_one = self._free.pop() if self._free else int(self._allocate(1)[0])  # as _allocate(1) hands out
+        for name, source_field in self.pairs.items():
+            self._side[name][slot_one] = np.asarray(values[name], dtype=source_field.dtype).reshape(source_field.shape)
+        links[row] = slot_one
+        self._pending = np.concatenate([pending, np.array([[row, slot_one, steps]], dtype=np.int64)])
+
     # ------------------------------------------------------------------------------------------- reads
     def gather(self, indices: np.ndarray, links: np.ndarray, read: Reader) -> dict[str, np.ndarray]:
         """The derived fields of rows ``indices`` whose links are ``links`` (fresh arrays)."""
