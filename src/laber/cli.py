@@ -36,6 +36,7 @@ examples:
   laber run --env CartPole-v1 --arm laber-mean --seed 0 --steps 50000
   laber compare --env CartPole-v1 --arms uniform,per,laber-mean --seeds 5 --steps 50000 --jobs 2 --out runs/X
   laber report --out runs/X --smooth 3
+  laber aggregate runs/X runs/Y --out runs/XY
   laber variance --env CartPole-v1 --arm uniform --snapshots 3000,10000,30000 --m 1,2,4,8 --out runs/V
 
 'laber COMMAND --help' lists the options of each command, with their defaults."""
@@ -260,7 +261,7 @@ def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozense
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``laber`` argument parser (``run``, ``compare`` and ``report`` sub-commands)."""
+    """The ``laber`` argument parser (``run``, ``compare``, ``report``, ``aggregate`` and ``variance``)."""
     return _build()[0]
 
 
@@ -272,7 +273,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         prog="laber", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_HelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"laber {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report,variance}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report,aggregate,variance}")
     arms = ", ".join(_ARMS)
 
     run = sub.add_parser(
@@ -341,6 +342,22 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         metavar="ARM",
         help="the arm drawn in grey on every panel (default: uniform when it has runs)",
     )
+    agg = sub.add_parser(
+        "aggregate",
+        help="one table and performance profiles over several compare directories (tasks)",
+        description="Aggregate compare directories, one task each (e.g. one per MinAtar game): scores normalised "
+        "per task (0: the untrained network's return, 1: uniform's mean final return), their interquartile mean "
+        "and probability of improvement over uniform with stratified-bootstrap intervals, and performance "
+        "profiles (laber.experiments.tasks). Writes aggregate.md, aggregate.json and profiles.png into --out.",
+        formatter_class=_HelpFormatter,
+    )
+    agg.add_argument("dirs", type=_out_dir, nargs="+", metavar="DIR", help="compare directories, one per task")
+    agg.add_argument(
+        "--out",
+        type=_out_dir,
+        required=True,
+        help="output directory (required): absent, empty, or an earlier laber aggregate's",
+    )
     var = sub.add_parser(
         "variance",
         help="train one run, snapshot it, and measure its gradient estimators' bias and variance",
@@ -368,7 +385,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     var.add_argument("--measure-seed", type=_nonnegative_int, default=0, help="seed of the measurement's draws")
     var.add_argument("--out", type=_out_dir, required=True, help="output directory (required)")
     var.epilog = "--steps defaults to the last snapshot."
-    return parser, {"run": run, "compare": cmp_, "report": rep, "variance": var}
+    return parser, {"run": run, "compare": cmp_, "report": rep, "aggregate": agg, "variance": var}
 
 
 def _sac_config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
@@ -469,6 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "report":
             return _report(parser, args)
+        if args.command == "aggregate":
+            return _aggregate(parser, args)
         if args.command == "run":
             return _run(parser, args)
         if args.command == "variance":
@@ -500,6 +519,24 @@ def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         seeds[arm] = seeds.get(arm, 0) + 1
     counts = ", ".join(f"{arm} {n}" for arm, n in seeds.items())
     print(f"wrote {plot} and {summary} from {sum(seeds.values())} finished runs (seeds per arm: {counts})")
+    return 0
+
+
+def _aggregate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    for d in args.dirs:
+        if not (d / "compare.json").is_file():
+            parser.error(f"argument DIR: {str(d)!r} holds no compare (no compare.json)")
+    _require_or_usage(parser, "matplotlib", "the performance-profile plot")
+    from laber.experiments.runs import OutDirError
+    from laber.experiments.tasks import write_aggregate
+
+    try:
+        md, js, png = write_aggregate(args.dirs, args.out)
+    except OutDirError as exc:
+        parser.error(f"argument --out: {exc}")
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(f"argument DIR: {exc}")
+    print(f"wrote {md}, {js} and {png} from {len(args.dirs)} compare directories")
     return 0
 
 

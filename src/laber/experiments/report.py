@@ -43,7 +43,15 @@ from laber.experiments.stats import (
     smooth,
 )
 
-__all__ = ["ArmSummary", "reference_lines", "summarize", "write_plot", "write_report", "write_summary"]
+__all__ = [
+    "ArmSummary",
+    "load_compare",
+    "reference_lines",
+    "summarize",
+    "write_plot",
+    "write_report",
+    "write_summary",
+]
 
 PLOT_FILE = "curves.png"
 SUMMARY_FILE = "summary.md"
@@ -486,24 +494,18 @@ def _recorded_arms(root: Path) -> list[str]:
     return [a for a in arms if isinstance(a, str)] if isinstance(arms, list) else []
 
 
-def write_report(
-    out: str | os.PathLike[str],
-    arms: Sequence[str] | None = None,
-    seeds: Sequence[int] | None = None,
-    *,
-    smooth_window: int = 1,
-    reference: str | None = None,
-) -> tuple[Path, Path]:
-    """Plot and summary of the finished runs under the compare directory ``out``; returns their paths.
+def load_compare(
+    out: str | os.PathLike[str], arms: Sequence[str] | None = None, seeds: Sequence[int] | None = None
+) -> tuple[dict[str, list[RunRecord]], dict[str, Any]]:
+    """The finished runs under the compare directory ``out``, per arm, and their shared settings.
 
-    Every finished run on disk is included (unfinished runs are skipped), or only those of ``arms`` and
-    ``seeds`` when given. Arms come in ``compare.json``'s order, then the others in ``ARMS`` order. All runs must
-    share their settings but for arm and seed (``ValueError`` naming the first that differs). ``reference`` is
-    the arm drawn in grey on every panel (default: ``uniform`` when it has runs, else none); ``smooth_window``
-    is the plot's moving average (1: off).
+    Every finished run on disk is included (unfinished runs are skipped), or only those of ``arms`` and ``seeds``
+    when given. Arms come in ``compare.json``'s order, then the others in ``ARMS`` order. All runs must share
+    their settings but for arm and seed (``ValueError`` naming the first that differs); the settings are
+    returned as the first run's ``config.to_dict()`` without ``arm`` and ``seed``. No finished run is a
+    ``FileNotFoundError``.
     """
     root = Path(out)
-    smooth_window = check_positive_int(smooth_window, "smooth_window")
     wanted_arms = None if arms is None else set(arms)
     wanted_seeds = None if seeds is None else {int(k) for k in seeds}
     found: dict[str, list[RunRecord]] = {}
@@ -532,6 +534,29 @@ def write_report(
                     f"runs under {str(root)!r} have different settings: {rec.path} has {details}; a compare "
                     "directory must hold one experiment"
                 )
+    return runs, config
+
+
+def write_report(
+    out: str | os.PathLike[str],
+    arms: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    *,
+    smooth_window: int = 1,
+    reference: str | None = None,
+) -> tuple[Path, Path]:
+    """Plot and summary of the finished runs under the compare directory ``out``; returns their paths.
+
+    Every finished run on disk is included (unfinished runs are skipped), or only those of ``arms`` and
+    ``seeds`` when given. Arms come in ``compare.json``'s order, then the others in ``ARMS`` order. All runs must
+    share their settings but for arm and seed (``ValueError`` naming the first that differs). ``reference`` is
+    the arm drawn in grey on every panel (default: ``uniform`` when it has runs, else none); ``smooth_window``
+    is the plot's moving average (1: off).
+    """
+    root = Path(out)
+    smooth_window = check_positive_int(smooth_window, "smooth_window")
+    runs, config = load_compare(root, arms, seeds)
+    env_id = str(config["env_id"])
     if reference is None and "uniform" in runs and len(runs) > 1:
         reference = "uniform"
     if reference is not None and reference not in runs:
@@ -539,14 +564,14 @@ def write_report(
             f"reference arm {reference!r} has no finished runs under {str(root)!r}; arms: {', '.join(runs)}"
         )
     summaries = summarize(runs)
-    lines = reference_lines(first.env_id)
+    lines = reference_lines(env_id)
     plot = write_plot(
         summaries,
         root / PLOT_FILE,
-        title=f"{first.env_id}: evaluation return, mean over seeds",
+        title=f"{env_id}: evaluation return, mean over seeds",
         smooth_window=smooth_window,
         reference=reference,
         lines=lines,
     )
-    md = write_summary(summaries, root, env_id=first.env_id, config=config, lines=lines)
+    md = write_summary(summaries, root, env_id=env_id, config=config, lines=lines)
     return plot, md

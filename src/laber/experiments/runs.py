@@ -120,14 +120,16 @@ def _marker(path: Path) -> dict[str, Any] | None:
 def is_laber_dir(path: str | os.PathLike[str], kind: str | None = None) -> bool:
     """True when laber created the directory ``path`` (it holds the ``.laber-run`` marker), of ``kind`` if given.
 
-    ``kind`` is ``"run"`` (one run, or its ``.partial`` attempt) or ``"compare"`` (a compare's output directory).
+    ``kind`` is ``"run"`` (one run, or its ``.partial`` attempt), ``"compare"`` (a compare's output directory) or
+    ``"aggregate"`` (a ``laber aggregate`` output directory).
     """
     marker = _marker(Path(path))
     return marker is not None and (kind is None or marker.get("kind") == kind)
 
 
 def write_marker(path: Path, kind: str) -> None:
-    """Mark ``path``, a directory laber has just created, as laber's (``kind``: ``"run"`` or ``"compare"``)."""
+    """Mark ``path``, a directory laber has just created, as laber's (``kind``: ``"run"``, ``"compare"`` or
+    ``"aggregate"``)."""
     from laber import __version__
 
     info = {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One results campaign, run or resumed: docs/results/campaign.sh NAME [laber compare arguments, --out excepted]
+#
+# Trains every arm x seed that has not finished into runs/NAME (laber compare resumes run by run; runs go seed by
+# seed, so an early stop leaves every arm with about the same seeds), then publishes what has finished:
+#   docs/results/NAME/run-dirs/<arm>/seed<k>/  every finished run directory (committed: a fresh clone resumes from
+#                                              them, and `laber report` re-analyses them without re-running)
+#   docs/results/NAME/<arm>/seed<k>.csv        each run's evaluation curve (step, eval_return, train_seconds)
+#   docs/results/NAME/summary.json, NAME.png   the summary and the curves of every finished run
+#   docs/results/NAME.md                       docs/results/NAME/notes.md (hand-written: what the campaign is, its
+#                                              caveats), then the generated summary
+# On a fresh clone the committed run directories are copied to runs/NAME first. Environment: LABER (the laber
+# command, default .venv/bin/laber), JOBS (runs at a time, default 2), OUT (default runs/NAME).
+# PUBLISH_ONLY=1 skips the training and publishes the finished runs only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ $# -lt 1 ]; then
+  echo "usage: docs/results/campaign.sh NAME [laber compare arguments]" >&2
+  exit 2
+fi
+NAME=$1
+shift
+LABER=${LABER:-.venv/bin/laber}
+JOBS=${JOBS:-2}
+OUT=${OUT:-runs/$NAME}
+DEST=docs/results/$NAME
+KEEP=$DEST/run-dirs
+if [ ! -e "$OUT" ] && [ -d "$KEEP" ]; then
+  mkdir -p "$(dirname "$OUT")"
+  cp -a "$KEEP" "$OUT"
+fi
+if [ "${PUBLISH_ONLY:-0}" != 1 ]; then
+  "$LABER" compare "$@" --jobs "$JOBS" --no-progress --no-tensorboard --out "$OUT"
+else
+  "$LABER" report --out "$OUT"
+fi
+mkdir -p "$KEEP"
+for run in "$OUT"/*/seed*/; do
+  [ -f "$run/result.json" ] || continue
+  arm=$(basename "$(dirname "$run")")
+  mkdir -p "$DEST/$arm" "$KEEP/$arm"
+  cp "$run/eval.csv" "$DEST/$arm/$(basename "$run").csv"
+  cp -a "${run%/}" "$KEEP/$arm/"
+done
+cp "$OUT/compare.json" "$OUT/.laber-run" "$KEEP/"
+cp "$OUT/curves.png" "docs/results/$NAME.png"
+cp "$OUT/summary.json" "$DEST/summary.json"
+{
+  if [ -f "$DEST/notes.md" ]; then
+    cat "$DEST/notes.md"
+    echo
+  fi
+  cat "$OUT/summary.md"
+} > "docs/results/$NAME.md"
