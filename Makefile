@@ -14,7 +14,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 TEST_STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo demo-setup test lint typecheck pytest package-check docs fuzz bench clean robustness-doc
+.PHONY: demo demo-setup test lint typecheck pytest package-check docs fuzz bench clean robustness-doc results
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,8 @@ demo: $(DEMO_STAMP)
 	@cat runs/demo/summary.md
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs/results
+	$(BIN)/ruff format --check src tests benchmarks examples docs/results
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
@@ -76,6 +76,11 @@ fuzz: $(TEST_STAMP)
 # fails when it is out of date).
 robustness-doc: $(TEST_STAMP)
 	$(BIN)/python tests/robustness_table.py --write
+
+# The README's campaign tables, every campaign's page and plot, and the MinAtar aggregate, re-made from the
+# committed runs (docs/results/*/run-dirs); tests/test_results_doc.py fails when the README's tables are stale.
+results: $(TEST_STAMP)
+	$(BIN)/python docs/results/publish.py --figures
 
 # The benchmarks side by side with the peers (installed for benchmarking only), written to docs/benchmarks.md with
 # the figures docs/figures/bench-*.png (about 15 minutes on the 2-core machine). `benchmarks/run.py --quick` is a
