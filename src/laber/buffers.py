@@ -356,23 +356,17 @@ class ReplayBuffer:
         links = self._next_of
         stack = self._stack
         self._written += rows
-        if rows == 1 and links is None and stack is None:  # one transition: one record assignment, values as they are
-            self._rows.put_one(start, arrays)
-            self._next = (start + 1) % size
-            if self._stored < size:
-                self._stored += 1
-            if self._watch_rows:
-                self._on_rows_written(np.array([start], dtype=np.int64))
-            return start
-        if rows == 1 and links is not None and stack is None:  # one transition with next_of: scalar link updates
-            link_col = self._cols[LINK]
-            if start < self._stored:
-                links.before_write_one(start, link_col)
-            self._rows.put_one(start, {**arrays, LINK: -1})  # the link is set just below
-            steps = arrays.get(STEPS)
-            links.after_write_one(
-                start, link_col, self._read, arrays, 1 if steps is None else int(np.asarray(steps).reshape(-1)[0])
-            )
+        if rows == 1 and stack is None:  # one transition: one record assignment, values as they are
+            if links is None:
+                self._rows.put_one(start, arrays)
+            else:  # next_of: scalar link updates around the write
+                link_col = self._cols[LINK]
+                if start < self._stored:
+                    links.before_write_one(start, link_col)
+                self._rows.put_one(start, {**arrays, LINK: -1})  # the link is set just below
+                steps = arrays.get(STEPS)
+                count = 1 if steps is None else int(np.asarray(steps).reshape(-1)[0])
+                links.after_write_one(start, link_col, self._read, arrays, count)
             self._next = (start + 1) % size
             if self._stored < size:
                 self._stored += 1

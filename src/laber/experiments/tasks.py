@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,7 @@ def write_aggregate(
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         names = [str(t.path) for t in tasks]
-    tasks = [Task(n, t.env_id, t.path, t.seeds, t.scores, t.low, t.high) for n, t in zip(names, tasks, strict=True)]
+    tasks = [replace(t, name=n) for n, t in zip(names, tasks, strict=True)]
     rows, scores, taus = aggregate_tasks(tasks, reps=reps, rng=rng)
     if not rows:
         raise ValueError(f"no arm has runs in every task: {', '.join(f'{t.name}: {sorted(t.scores)}' for t in tasks)}")
