@@ -137,9 +137,13 @@ def _dqn_updates(torch: Any, dqn: Any, cuda: bool) -> None:
             buffer = _filled_buffer(dqn, config, seeds, np.random.default_rng(0))  # the same rows in each
             torch.manual_seed(0)
             if config.on_device:
-                learner: Any = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, buffer, seeds))
+                learner: Any = dqn._DeviceLearner(
+                    config, 4, 2, dqn._make_device_sampler(config, buffer, np.random.default_rng(seeds.laber))
+                )
             else:
-                learner = dqn._Learner(config, 4, 2, dqn._make_sampler(config, buffer, seeds))
+                learner = dqn._Learner(
+                    config, 4, 2, dqn._make_sampler(config, buffer, np.random.default_rng(seeds.laber))
+                )
             fns[f"{arm} | {column}"] = _synced(torch, config.device, lambda learner=learner: learner.update(0.5))
     timing = measure(fns, number=scaled(50, 3), repeat=15)
     host = "host buffer (cpu)"

@@ -59,7 +59,7 @@ def main() -> None:
         except ImportError as exc:
             print(f"{arm}: skipped ({exc})")
             continue
-        learner = dqn._Learner(config, 4, 2, dqn._make_sampler(config, buffer, seeds))
+        learner = dqn._Learner(config, 4, 2, dqn._make_sampler(config, buffer, np.random.default_rng(seeds.laber)))
         fns[arm] = lambda learner=learner: learner.update(0.5)
     if "uniform" not in fns:
         return

@@ -110,7 +110,9 @@ def _dqn_no_sync(torch: Any) -> None:
         config = dqn.DQNConfig(arm=arm, batch_size=64, m=4, hidden=(64, 64), device="cuda")
         seeds = dqn._seeds(0)
         buffer = _filled_buffer(dqn, config, seeds, np.random.default_rng(0))
-        learner = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, buffer, seeds))
+        learner = dqn._DeviceLearner(
+            config, 4, 2, dqn._make_device_sampler(config, buffer, np.random.default_rng(seeds.laber))
+        )
         for _ in range(3):
             learner.update(0.5)
         lines.append(f"| {arm} | {_no_sync(torch, lambda learner=learner: learner.update(0.5))} |")

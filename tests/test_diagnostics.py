@@ -194,13 +194,13 @@ def test_ger_arm_writes_gradient_norms_and_laber_exact_draws_on_them() -> None:
     expected = loss_gradient_norms(
         layers, torch.from_numpy(obs), torch.from_numpy(act), torch.from_numpy(td), "huber"
     ).numpy()
-    ger = dqn._make_sampler(DQNConfigs.ger, Recorder(), dqn._seeds(0))
+    ger = dqn._make_sampler(DQNConfigs.ger, Recorder(), np.random.default_rng(dqn._seeds(0).laber))
     ger.bind(layers)
     ger.feedback(td, {"indexes": np.arange(32), "obs": obs, "act": act})
     ((_indexes, priorities),) = calls
     assert priorities.dtype == np.float64
     np.testing.assert_array_equal(priorities, expected.astype(np.float64))
-    exact = dqn._make_sampler(DQNConfigs.exact, None, dqn._seeds(0))
+    exact = dqn._make_sampler(DQNConfigs.exact, None, np.random.default_rng(dqn._seeds(0).laber))
     exact.bind(layers)
     positions, weights = exact.select(td, {"obs": obs, "act": act})
     import laber

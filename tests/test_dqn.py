@@ -198,7 +198,7 @@ def test_surrogate_priority_is_the_loss_gradient_magnitude() -> None:
 
 def test_laber_sampler_returns_positions_in_the_large_batch() -> None:
     config = DQNConfig(arm="laber-mean", batch_size=8, m=4)
-    sampler = dqn._make_sampler(config, None, dqn._seeds(0))
+    sampler = dqn._make_sampler(config, None, np.random.default_rng(dqn._seeds(0).laber))
     td = np.linspace(-2.0, 2.0, 32, dtype=np.float32)
     positions, weights = sampler.select(td, {})
     assert positions is not None and weights is not None
@@ -211,7 +211,7 @@ def test_laber_sampler_returns_positions_in_the_large_batch() -> None:
 
 def test_per_laber_weights_are_laber_weights_times_per_weights() -> None:
     config = DQNConfig(arm="per-laber", batch_size=8, m=4)
-    sampler = dqn._make_sampler(config, None, dqn._seeds(0))
+    sampler = dqn._make_sampler(config, None, np.random.default_rng(dqn._seeds(0).laber))
     rng = np.random.default_rng(1)
     td = rng.normal(scale=2.0, size=32).astype(np.float32)
     per_weights = rng.uniform(0.1, 1.0, size=(32, 1)).astype(np.float32)
@@ -231,7 +231,7 @@ def test_per_laber_paper_weights_are_laber_weights_alone() -> None:
     import laber
 
     config = DQNConfig(arm="per-laber-paper", batch_size=8, m=4)
-    sampler = dqn._make_sampler(config, None, dqn._seeds(0))
+    sampler = dqn._make_sampler(config, None, np.random.default_rng(dqn._seeds(0).laber))
     rng = np.random.default_rng(1)
     td = rng.normal(scale=2.0, size=32).astype(np.float32)
     positions, weights = sampler.select(td, {"weights": rng.uniform(0.1, 1.0, size=(32, 1)).astype(np.float32)})
@@ -250,7 +250,9 @@ def test_per_feedback_writes_abs_td_of_every_drawn_row(arm: str) -> None:
         def update_priorities(self, indexes: np.ndarray, priorities: np.ndarray) -> None:
             calls.append((indexes, priorities))
 
-    sampler = dqn._make_sampler(DQNConfig(arm=arm, batch_size=8, m=4), Recorder(), dqn._seeds(0))
+    sampler = dqn._make_sampler(
+        DQNConfig(arm=arm, batch_size=8, m=4), Recorder(), np.random.default_rng(dqn._seeds(0).laber)
+    )
     td = np.linspace(-3.0, 3.0, 32, dtype=np.float32)
     rows = np.arange(100, 132)
     sampler.feedback(td, {"indexes": rows})
@@ -409,9 +411,11 @@ def test_device_update_on_cpu_equals_the_host_update(arm: str, loss: str) -> Non
     batch = _batch_from_a_filled_buffer(arm, config.sample_size)
     host_buffer, device_buffer = FixedBatch(batch), FixedBatch({k: torch.from_numpy(v) for k, v in batch.items()})
     torch.manual_seed(0)
-    host = dqn._Learner(config, 4, 2, dqn._make_sampler(config, host_buffer, seeds))
+    host = dqn._Learner(config, 4, 2, dqn._make_sampler(config, host_buffer, np.random.default_rng(seeds.laber)))
     torch.manual_seed(0)
-    on_device = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, device_buffer, seeds))
+    on_device = dqn._DeviceLearner(
+        config, 4, 2, dqn._make_device_sampler(config, device_buffer, np.random.default_rng(seeds.laber))
+    )
     for step in range(3):
         host_loss = host.update(0.3)
         device_loss = on_device.update(0.3)
@@ -532,7 +536,9 @@ def test_device_update_reads_nothing_on_the_host(arm: str, monkeypatch: pytest.M
         next_obs=obs[1:],
         done=(rng.random((500, 1)) < 0.05).astype(np.float32),
     )
-    learner = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, buffer, seeds))
+    learner = dqn._DeviceLearner(
+        config, 4, 2, dqn._make_device_sampler(config, buffer, np.random.default_rng(seeds.laber))
+    )
     sub = getattr(learner.sampler, "subsample", None)
     if sub is not None:  # LaBER's defaults on an accelerator: no value check
         sub.laber = type(sub.laber)(config.batch_size, config.m, eps=config.laber_eps, rng=0, check_values=False)
@@ -563,7 +569,9 @@ def test_cuda_update_never_synchronises(arm: str) -> None:
         next_obs=obs[1:],
         done=(rng.random((2000, 1)) < 0.05).astype(np.float32),
     )
-    learner = dqn._DeviceLearner(config, 4, 2, dqn._make_device_sampler(config, buffer, seeds))
+    learner = dqn._DeviceLearner(
+        config, 4, 2, dqn._make_device_sampler(config, buffer, np.random.default_rng(seeds.laber))
+    )
     for _ in range(3):  # warm up: kernels, generators, the optimiser's state
         learner.update(0.5)
     torch.cuda.synchronize()

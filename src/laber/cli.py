@@ -206,6 +206,21 @@ def _preset_text(name: str) -> str:
     return ", ".join(f"{flags.get(k, k)} {_show(v)}" for k, v in _PRESETS[name].items())
 
 
+def _add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=_nonnegative_float,
+        default=300.0,
+        metavar="S",
+        help="write a mid-run checkpoint at the first evaluation S seconds after the previous one (0: at every "
+        "evaluation); an interrupted run started again with the same settings and --out continues from it, to "
+        "the same result (default: 300)",
+    )
+    parser.add_argument(
+        "--no-checkpoints", action="store_true", help="no mid-run checkpoints: an interrupted run starts afresh"
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
     parser.add_argument("--env", default="CartPole-v1", help="gymnasium environment id (default: CartPole-v1)")
     parser.add_argument("--steps", type=_positive_int, default=_DEFAULTS["steps"], help="environment steps per run")
@@ -216,6 +231,8 @@ def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozense
         "stderr when it is a file or pipe)",
     )
     parser.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+    if "--checkpoint-seconds" not in skip:
+        _add_checkpoint_flags(parser)
     if "--agent" not in skip:
         parser.add_argument(
             "--agent",
@@ -367,7 +384,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         "to --out (see docs/variance.md).",
         formatter_class=_HelpFormatter,
     )
-    _add_common(var, skip=frozenset({"--m", "--agent", "--tau"}))
+    _add_common(var, skip=frozenset({"--m", "--agent", "--tau", "--checkpoint-seconds"}))
     var.set_defaults(steps=None)
     var.add_argument("--arm", type=_arm, default="uniform", metavar="ARM", help=f"the arm trained, one of: {arms}")
     var.add_argument("--seed", type=_nonnegative_int, default=0, help="the run's one seed")
@@ -548,7 +565,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("runs") / args.env / args.arm / f"seed{args.seed}"
     try:
         check_run_dir(out)
-        path = execute(config, out, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+        path = execute(
+            config,
+            out,
+            progress=not args.no_progress,
+            tensorboard=not args.no_tensorboard,
+            checkpoint_seconds=None if args.no_checkpoints else args.checkpoint_seconds,
+        )
     except OutDirError as exc:  # raised before training starts
         parser.error(f"argument --out: {exc}")
     record = load_run(path)
@@ -583,6 +606,7 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=not args.no_progress,
             tensorboard=not args.no_tensorboard,
+            checkpoint_seconds=None if args.no_checkpoints else args.checkpoint_seconds,
         )
     except OutDirError as exc:  # --out could not be created (or changed while the compare ran)
         parser.error(f"argument --out: {exc}")

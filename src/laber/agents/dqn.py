@@ -86,6 +86,7 @@ from laber._validation import check_nonnegative_float, check_positive_int
 from laber.agents.gradient_norms import GradientNorms
 from laber.agents.networks import NETWORKS, minatar_forward, minatar_network, parameter_pairs
 from laber.agents.results import RunResult, TimedEvaluations
+from laber.agents.resume import LoopState, RunCheckpoints, replay_env
 
 if TYPE_CHECKING:
     import torch
@@ -351,11 +352,11 @@ class _SubSampler:
     host synchronisation on an accelerator; on the CPU it draws with the numpy kernels, the same draws).
     """
 
-    def __init__(self, config: DQNConfig, seeds: _Seeds, variant: str, *, tensors: bool = False) -> None:
+    def __init__(self, config: DQNConfig, rng: np.random.Generator, variant: str, *, tensors: bool = False) -> None:
         import laber
 
         cls = {"mean": laber.LaBERmean, "lazy": laber.LaBERlazy, "max": laber.LaBERmax}[variant]
-        self.laber = cls(config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds.laber))
+        self.laber = cls(config.batch_size, config.m, eps=config.laber_eps, rng=rng)
         self.surrogate: Callable[[Any], Any] = _torch_surrogate(config.loss) if tensors else _surrogate(config.loss)
 
     def __call__(self, td: Any) -> tuple[Any, Any]:
@@ -404,9 +405,9 @@ class _LaBER(_Uniform):
 
     prescore = True
 
-    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+    def __init__(self, buffer: Any, config: DQNConfig, rng: np.random.Generator) -> None:
         super().__init__(buffer, config.m * config.batch_size)
-        self.subsample = _SubSampler(config, seeds, config.arm.rsplit("-", 1)[1])
+        self.subsample = _SubSampler(config, rng, config.arm.rsplit("-", 1)[1])
 
     def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
         return self.subsample(td)
@@ -440,10 +441,10 @@ class _PERLaBER(_PER):
 
     prescore = True
 
-    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+    def __init__(self, buffer: Any, config: DQNConfig, rng: np.random.Generator) -> None:
         super().__init__(buffer, config)
         self.size = config.m * config.batch_size
-        self.subsample = _SubSampler(config, seeds, "mean")
+        self.subsample = _SubSampler(config, rng, "mean")
 
     def select(self, td: np.ndarray, batch: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
         per_weights = super().select(td, batch)[1]
@@ -479,9 +480,9 @@ class _LaBERExact(_Uniform):
 
     prescore = True
 
-    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+    def __init__(self, buffer: Any, config: DQNConfig, rng: np.random.Generator) -> None:
         super().__init__(buffer, config.m * config.batch_size)
-        self.subsample = _SubSampler(config, seeds, "mean")
+        self.subsample = _SubSampler(config, rng, "mean")
         self.norms = GradientNorms(config.loss)
 
     def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -529,9 +530,9 @@ class _DeviceLaBER(_DeviceUniform):
 
     prescore = True
 
-    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+    def __init__(self, buffer: Any, config: DQNConfig, rng: np.random.Generator) -> None:
         super().__init__(buffer, config.m * config.batch_size)
-        self.subsample = _SubSampler(config, seeds, config.arm.rsplit("-", 1)[1], tensors=True)
+        self.subsample = _SubSampler(config, rng, config.arm.rsplit("-", 1)[1], tensors=True)
 
     def select(
         self, td: torch.Tensor, batch: dict[str, torch.Tensor]
@@ -565,10 +566,10 @@ class _DevicePERLaBER(_DevicePER):
 
     prescore = True
 
-    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+    def __init__(self, buffer: Any, config: DQNConfig, rng: np.random.Generator) -> None:
         super().__init__(buffer, config)
         self.size = config.m * config.batch_size
-        self.subsample = _SubSampler(config, seeds, "mean", tensors=True)
+        self.subsample = _SubSampler(config, rng, "mean", tensors=True)
 
     def select(
         self, td: torch.Tensor, batch: dict[str, torch.Tensor]
@@ -607,9 +608,9 @@ class _DeviceLaBERExact(_DeviceUniform):
 
     prescore = True
 
-    def __init__(self, buffer: Any, config: DQNConfig, seeds: _Seeds) -> None:
+    def __init__(self, buffer: Any, config: DQNConfig, rng: np.random.Generator) -> None:
         super().__init__(buffer, config.m * config.batch_size)
-        self.subsample = _SubSampler(config, seeds, "mean", tensors=True)
+        self.subsample = _SubSampler(config, rng, "mean", tensors=True)
         self.norms = GradientNorms(config.loss)
 
     def bind(self, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -660,36 +661,37 @@ def _make_buffer(config: DQNConfig, obs_shape: tuple[int, ...], seeds: _Seeds) -
     return cls(config.buffer_size, env_dict, **kwargs)
 
 
-def _make_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _Uniform:
+def _make_sampler(config: DQNConfig, buffer: Any, rng: np.random.Generator) -> _Uniform:
+    """The arm's sampler over ``buffer``; ``rng`` is LaBER's generator (the run's ``laber`` stream)."""
     if config.arm in ("uniform", "uniform-large"):
         return _Uniform(buffer, config.sample_size)
     if config.arm == "per":
         return _PER(buffer, config)
     if config.arm == "per-laber":
-        return _PERLaBER(buffer, config, seeds)
+        return _PERLaBER(buffer, config, rng)
     if config.arm == "per-laber-paper":
-        return _PERLaBERPaper(buffer, config, seeds)
+        return _PERLaBERPaper(buffer, config, rng)
     if config.arm == "ger":
         return _GER(buffer, config)
     if config.arm == "laber-exact":
-        return _LaBERExact(buffer, config, seeds)
-    return _LaBER(buffer, config, seeds)
+        return _LaBERExact(buffer, config, rng)
+    return _LaBER(buffer, config, rng)
 
 
-def _make_device_sampler(config: DQNConfig, buffer: Any, seeds: _Seeds) -> _DeviceUniform:
+def _make_device_sampler(config: DQNConfig, buffer: Any, rng: np.random.Generator) -> _DeviceUniform:
     if config.arm in ("uniform", "uniform-large"):
         return _DeviceUniform(buffer, config.sample_size)
     if config.arm == "per":
         return _DevicePER(buffer, config)
     if config.arm == "per-laber":
-        return _DevicePERLaBER(buffer, config, seeds)
+        return _DevicePERLaBER(buffer, config, rng)
     if config.arm == "per-laber-paper":
-        return _DevicePERLaBERPaper(buffer, config, seeds)
+        return _DevicePERLaBERPaper(buffer, config, rng)
     if config.arm == "ger":
         return _DeviceGER(buffer, config)
     if config.arm == "laber-exact":
-        return _DeviceLaBERExact(buffer, config, seeds)
-    return _DeviceLaBER(buffer, config, seeds)
+        return _DeviceLaBERExact(buffer, config, rng)
+    return _DeviceLaBER(buffer, config, rng)
 
 
 # ----------------------------------------------------------------------------------------------- the agent
@@ -777,6 +779,20 @@ class _Networks:
 
     def sync_target(self) -> None:
         self.target.load_state_dict(self.online.state_dict())
+
+    def state(self) -> dict[str, Any]:
+        """The networks' and the optimiser's state dicts (for ``laber.agents.resume``)."""
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Load what ``state`` returned, in place (the functional forward pass's parameter pairs stay valid)."""
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 class _Learner(_Networks):
@@ -1107,6 +1123,7 @@ def train(
     buffer_factory: Callable[[DQNConfig, tuple[int, ...], np.random.Generator], Any] | None = None,
     on_snapshot: Callable[[int, Any, Any, Any], None] | None = None,
     snapshot_steps: Collection[int] = (),
+    checkpoints: RunCheckpoints | None = None,
 ) -> RunResult:
     """Train the reference DQN for ``config.steps`` environment steps and return its evaluation curve.
 
@@ -1128,6 +1145,11 @@ def train(
     that step's update, target sync and evaluation) with the online and target networks (``torch.nn.Module``)
     and the replay buffer, for measurements such as ``laber variance``'s. It must change none of them and draw
     nothing from the buffer's generator (read rows with ``get_all_transitions()``), or the run changes.
+
+    ``checkpoints`` (``laber.agents.resume.RunCheckpoints``): when it holds a checkpoint of this config the run
+    continues from it (the environment replayed through the saved actions; ``on_progress`` first gets the steps
+    already done, and the evaluations before the checkpoint are not reported again), and a new checkpoint is
+    written at each evaluation where one is due. The run is the uninterrupted run (see ``laber.agents.resume``).
     """
     check_trainable(config)
     device = check_device(config.device)
@@ -1144,29 +1166,59 @@ def train(
             buffer = _make_buffer(config, n_obs, seeds)
         else:
             buffer = buffer_factory(config, n_obs, np.random.default_rng(seeds.buffer))
+        laber_rng = np.random.default_rng(seeds.laber)
         learner: _Learner | _DeviceLearner
         if config.on_device:
-            learner = _DeviceLearner(config, n_obs, n_actions, _make_device_sampler(config, buffer, seeds))
+            learner = _DeviceLearner(config, n_obs, n_actions, _make_device_sampler(config, buffer, laber_rng))
         else:
-            learner = _Learner(config, n_obs, n_actions, _make_sampler(config, buffer, seeds))
+            learner = _Learner(config, n_obs, n_actions, _make_sampler(config, buffer, laber_rng))
         wait = _synchronizer(device)
         explore = np.random.default_rng(seeds.explore)
         eval_rng = np.random.default_rng(seeds.eval)
         env.action_space.seed(int(explore.integers(2**31)))
         result = RunResult(config=config)
         snapshots = frozenset(int(s) for s in snapshot_steps)
+        generators = {"explore": explore, "eval": eval_rng, "laber": laber_rng}
+        actions = np.zeros(config.steps, dtype=np.int64)
 
         evaluate = TimedEvaluations(result, start, lambda: _evaluate(learner, eval_envs, eval_rng), on_eval)
-        evaluate(0)
-        obs, _ = env.reset(seed=seeds.env)
-        episode_return = 0.0
+
+        def load_agent(state: dict[str, Any]) -> None:
+            learner.load_state(state)
+            torch.set_rng_state(state["torch_rng"])
+
+        resumed = (
+            checkpoints.restore(result, evaluate, agent=load_agent, generators=generators, buffer=buffer)
+            if checkpoints is not None
+            else None
+        )
+        if resumed is None:
+            evaluate(0)
+            obs, _ = env.reset(seed=seeds.env)
+            episode_return = 0.0
+            first = 1
+        else:
+            t0 = time.perf_counter()
+            actions[: resumed.step] = resumed.actions
+            obs = replay_env(
+                env,
+                resumed.actions,
+                lambda initial: env.reset(seed=seeds.env)[0] if initial else env.reset()[0],
+                [s for s in result.episode_steps if s <= resumed.step],
+            )
+            evaluate.start += time.perf_counter() - t0  # the replay is not training time
+            episode_return = resumed.episode_return
+            first = resumed.step + 1
+            if on_progress is not None:
+                on_progress(resumed.step)
         pending = 0
         update = learner.update
-        for step in range(1, config.steps + 1):
+        for step in range(first, config.steps + 1):
             if step <= config.learning_starts or explore.random() < _epsilon(config, step):
                 action = int(explore.integers(n_actions))
             else:
                 action = learner.act(obs)
+            actions[step - 1] = action
             next_obs, reward, terminated, truncated, _ = env.step(action)
             buffer.add(obs=obs, act=action, rew=reward, next_obs=next_obs, done=float(terminated))
             episode_return += float(reward)
@@ -1189,6 +1241,15 @@ def train(
                 learner.sync_target()
             if step % config.eval_every == 0 or step == config.steps:
                 evaluate(step)
+                if checkpoints is not None and step < config.steps and checkpoints.due():
+                    checkpoints.save(
+                        LoopState(step=step, episode_return=episode_return, actions=actions),
+                        result,
+                        evaluate,
+                        agent={**learner.state(), "torch_rng": torch.get_rng_state()},
+                        generators=generators,
+                        buffer=buffer,
+                    )
             if on_snapshot is not None and step in snapshots:
                 on_snapshot(step, learner.online, learner.target, buffer)
             pending += 1
@@ -1201,5 +1262,5 @@ def train(
         env.close()
         for e in eval_envs:
             e.close()
-    result.wall_seconds = time.perf_counter() - start
+    result.wall_seconds = time.perf_counter() - evaluate.start
     return result

@@ -44,6 +44,7 @@ import numpy as np
 from laber._optional import require
 from laber._validation import check_positive_int
 from laber.agents.results import RunResult, TimedEvaluations
+from laber.agents.resume import LoopState, ResumeError, RunCheckpoints, replay_env
 
 __all__ = ["SAC_ARMS", "SACConfig", "check_continuous_env", "check_trainable", "train_sac"]
 
@@ -232,7 +233,36 @@ class _SAC:
         self.opt_q = [torch.optim.Adam(q.parameters(), lr=config.lr) for q in self.critics.q]
         self.opt_alpha = torch.optim.Adam([self.log_alpha], lr=config.lr)
         self.generator = torch.Generator().manual_seed(int(seeds[1].generate_state(1)[0]))
-        self.laber = LaBERmean(config.batch_size, config.m, eps=config.laber_eps, rng=np.random.default_rng(seeds[2]))
+        self.laber_rng = np.random.default_rng(seeds[2])
+        self.laber = LaBERmean(config.batch_size, config.m, eps=config.laber_eps, rng=self.laber_rng)
+
+    def state(self) -> dict[str, Any]:
+        """Networks, temperature, optimisers and the policy's generator (for ``laber.agents.resume``)."""
+        return {
+            "actor": self.actor.net.state_dict(),
+            "critics": [q.state_dict() for q in self.critics.q],
+            "targets": [t.state_dict() for t in self.critics.target],
+            "log_alpha": self.log_alpha.detach().clone(),
+            "opt_actor": self.opt_actor.state_dict(),
+            "opt_q": [opt.state_dict() for opt in self.opt_q],
+            "opt_alpha": self.opt_alpha.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Load what ``state`` returned, in place (the optimisers keep their parameters)."""
+        self.actor.net.load_state_dict(state["actor"])
+        for net, sd in zip(self.critics.q, state["critics"], strict=True):
+            net.load_state_dict(sd)
+        for net, sd in zip(self.critics.target, state["targets"], strict=True):
+            net.load_state_dict(sd)
+        with self.torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.opt_actor.load_state_dict(state["opt_actor"])
+        for opt, sd in zip(self.opt_q, state["opt_q"], strict=True):
+            opt.load_state_dict(sd)
+        self.opt_alpha.load_state_dict(state["opt_alpha"])
+        self.generator.set_state(state["generator"])
 
     def target(self, batch: dict[str, Any]) -> Any:
         torch = self.torch
@@ -330,8 +360,14 @@ def train_sac(
     *,
     on_eval: Callable[[int, float], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    checkpoints: RunCheckpoints | None = None,
 ) -> RunResult:
-    """Train one SAC run; evaluate the deterministic policy (``tanh(mu)``) every ``eval_every`` steps."""
+    """Train one SAC run; evaluate the deterministic policy (``tanh(mu)``) every ``eval_every`` steps.
+
+    ``checkpoints`` (``laber.agents.resume.RunCheckpoints``): continue from its checkpoint of this config, when
+    it holds one (``on_progress`` first gets the steps already done), and write one at each evaluation where
+    one is due; the continued run is the uninterrupted run.
+    """
     check_trainable(config)
     torch = require("torch", "SAC")
     gym = require("gymnasium", "SAC")
@@ -366,16 +402,56 @@ def train_sac(
         env.action_space.seed(int(explore.integers(2**31)))
         result = RunResult(config=config)
         evaluate = TimedEvaluations(result, start, lambda: _evaluate(agent, eval_envs, eval_rng), on_eval)
-        evaluate(0)
-        obs, _ = env.reset(seed=int(explore.integers(2**31)))
-        episode_return = 0.0
-        for step in range(1, config.steps + 1):
+        # the action space draws the random actions before learning starts: its generator is the run's too
+        generators = {
+            "explore": explore,
+            "eval": eval_rng,
+            "laber": agent.laber_rng,
+            "action_space": env.action_space.np_random,
+        }
+        actions = np.zeros((config.steps, n_act), dtype=np.float32)
+
+        def load_agent(state: dict[str, Any]) -> None:
+            agent.load_state(state)
+            torch.set_rng_state(state["torch_rng"])
+
+        resumed = (
+            checkpoints.restore(result, evaluate, agent=load_agent, generators=generators, buffer=buffer)
+            if checkpoints is not None
+            else None
+        )
+        if resumed is None:
+            evaluate(0)
+            obs, _ = env.reset(seed=int(explore.integers(2**31)))
+            episode_return = 0.0
+            first = 1
+        else:
+            t0 = time.perf_counter()
+            actions[: resumed.step] = resumed.actions
+            # the resets draw their seeds from the exploration stream: a fresh copy of it replays them
+            resets = np.random.default_rng(seeds[4])
+            resets.integers(2**31)  # the action space's seed
+            obs = replay_env(
+                env,
+                resumed.actions,
+                lambda _initial: env.reset(seed=int(resets.integers(2**31)))[0],
+                [s for s in result.episode_steps if s <= resumed.step],
+            )
+            if resets.bit_generator.state != explore.bit_generator.state:
+                raise ResumeError("the environment's replay drew other reset seeds than the run did")
+            evaluate.start += time.perf_counter() - t0  # the replay is not training time
+            episode_return = resumed.episode_return
+            first = resumed.step + 1
+            if on_progress is not None:
+                on_progress(resumed.step)
+        for step in range(first, config.steps + 1):
             if step <= config.learning_starts:
                 action = env.action_space.sample()
             else:
                 with torch.no_grad():
                     action, _ = agent.actor.sample(torch.as_tensor(np.asarray(obs, dtype=np.float32)), agent.generator)
                 action = action.numpy()
+            actions[step - 1] = action
             next_obs, reward, terminated, truncated, _ = env.step(action)
             buffer.add(obs=obs, act=action, rew=float(reward), next_obs=next_obs, done=float(terminated))
             episode_return += float(reward)
@@ -392,9 +468,18 @@ def train_sac(
                 result.updates += 1
             if step % config.eval_every == 0:
                 evaluate(step)
+                if checkpoints is not None and step < config.steps and checkpoints.due():
+                    checkpoints.save(
+                        LoopState(step=step, episode_return=episode_return, actions=actions),
+                        result,
+                        evaluate,
+                        agent={**agent.state(), "torch_rng": torch.get_rng_state()},
+                        generators=generators,
+                        buffer=buffer,
+                    )
             if on_progress is not None and step % 1000 == 0:
                 on_progress(1000)
-        result.wall_seconds = time.perf_counter() - start
+        result.wall_seconds = time.perf_counter() - evaluate.start
         return result
     finally:
         env.close()

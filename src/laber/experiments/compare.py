@@ -30,12 +30,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from laber._validation import check_positive_int
+from laber._validation import check_nonnegative_float, check_positive_int
 from laber.agents.registry import ALL_ARMS, config_from_record, kind_of
 from laber.experiments.progress import Display, QueueReporter, drain, open_display
 from laber.experiments.report import write_report
 from laber.experiments.runs import (
     COMPARE_SETTINGS_FILE,
+    DEFAULT_CHECKPOINT_SECONDS,
     RESULT_FILE,
     OutDirError,
     check_creatable,
@@ -151,9 +152,11 @@ def _init_worker(events: Any) -> None:
         pass
 
 
-def _work(config: Any, out: str, tensorboard: bool) -> tuple[str, int]:
+def _work(config: Any, out: str, tensorboard: bool, checkpoint_seconds: float | None) -> tuple[str, int]:
     path = run_dir(out, config.arm, config.seed)
-    execute(config, path, progress=False, reporter=_REPORTER, tensorboard=tensorboard)
+    execute(
+        config, path, progress=False, reporter=_REPORTER, tensorboard=tensorboard, checkpoint_seconds=checkpoint_seconds
+    )
     return config.arm, config.seed
 
 
@@ -166,6 +169,7 @@ def compare(
     jobs: int = 1,
     progress: bool = True,
     tensorboard: bool = True,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
 ) -> CompareResult:
     """Train every missing ``arm`` x ``seed`` run (``base`` gives the other settings), then plot and summarise.
 
@@ -174,6 +178,9 @@ def compare(
 
     ``jobs`` > 1 trains runs in that many separate processes (each with one torch thread); ``jobs == 1`` trains
     in this process. Returns the paths of the plot and the summary and how many runs were trained or kept.
+
+    A compare resumes run by run (finished runs are kept) and, within a run, from the run's last mid-run
+    checkpoint (written every ``checkpoint_seconds``, None: never; see ``laber.experiments.runs.execute``).
     """
     try:
         kind = kind_of(base)
@@ -195,6 +202,8 @@ def compare(
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must not repeat, got seeds={seeds!r}")
     jobs = check_positive_int(jobs, "jobs")
+    if checkpoint_seconds is not None:
+        checkpoint_seconds = check_nonnegative_float(checkpoint_seconds, "checkpoint_seconds")
     kind.check(base)
     todo = plan(base, arms, seeds, out)
     root = Path(out)
@@ -224,9 +233,16 @@ def compare(
         if workers <= 1:
             for config in todo:
                 path = run_dir(root, config.arm, config.seed)
-                execute(config, path, progress=False, reporter=display, tensorboard=tensorboard)
+                execute(
+                    config,
+                    path,
+                    progress=False,
+                    reporter=display,
+                    tensorboard=tensorboard,
+                    checkpoint_seconds=checkpoint_seconds,
+                )
         else:
-            _run_pool(todo, root, workers, tensorboard, display)
+            _run_pool(todo, root, workers, tensorboard, display, checkpoint_seconds)
     finally:
         if display is not None:
             display.close()
@@ -235,7 +251,14 @@ def compare(
     return CompareResult(plot=plot, summary=summary, trained=len(todo), skipped=skipped, seconds=seconds)
 
 
-def _run_pool(todo: list[Any], root: Path, jobs: int, tensorboard: bool, display: Display | None) -> None:
+def _run_pool(
+    todo: list[Any],
+    root: Path,
+    jobs: int,
+    tensorboard: bool,
+    display: Display | None,
+    checkpoint_seconds: float | None,
+) -> None:
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter per worker: no inherited torch threads
     events = ctx.Queue() if display is not None else None
     try:
@@ -243,7 +266,8 @@ def _run_pool(todo: list[Any], root: Path, jobs: int, tensorboard: bool, display
             max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
         ) as pool:
             keys: dict[Future[tuple[str, int]], tuple[str, int]] = {
-                pool.submit(_work, config, str(root), tensorboard): (config.arm, config.seed) for config in todo
+                pool.submit(_work, config, str(root), tensorboard, checkpoint_seconds): (config.arm, config.seed)
+                for config in todo
             }
             pending = set(keys)
             try:

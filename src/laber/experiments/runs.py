@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ from typing import Any
 import numpy as np
 
 from laber._optional import require
+from laber._validation import check_nonnegative_float
 from laber.agents.registry import ALL_ARMS, config_from_record, kind_of
+from laber.agents.resume import ResumeError, RunCheckpoints
 from laber.experiments.progress import Display, Reporter, open_display
 
 __all__ = [
@@ -60,6 +63,8 @@ EVAL_FILE = "eval.csv"
 EPISODES_FILE = "episodes.csv"
 PARTIAL_SUFFIX = ".partial"
 MARKER_FILE = ".laber-run"
+RESUME_DIR = "resume"  # <out>.partial/resume: the mid-run checkpoints (laber.agents.resume)
+DEFAULT_CHECKPOINT_SECONDS = 300.0
 COMPARE_SETTINGS_FILE = "compare.json"  # a compare's settings (laber.experiments.compare); never replaced by a run
 _SEED_DIR = re.compile(r"seed(0|[1-9][0-9]*)")
 
@@ -228,13 +233,32 @@ def _remove_laber_dir(path: Path) -> None:
     raise FileExistsError(f"{str(path)!r} appeared while laber was running and is not a laber run; left as it is")
 
 
-def _tensorboard_writer(path: Path) -> Any:
-    """A torch SummaryWriter, or None when tensorboard is not installed (it is optional)."""
+def _tensorboard_writer(path: Path, purge_step: int | None = None) -> Any:
+    """A torch SummaryWriter, or None when tensorboard is not installed (it is optional). ``purge_step``: a
+    resumed run's first step; events at it and after, written by the interrupted attempt, are dropped."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(log_dir=str(path))
+    return SummaryWriter(log_dir=str(path), purge_step=purge_step)
+
+
+def _resumable(partial: Path, config: Any, every_seconds: float | None) -> tuple[RunCheckpoints | None, int | None]:
+    """The run's checkpoints in ``<partial>/resume`` and the step an interrupted attempt's checkpoint holds.
+
+    None for the step when there is no usable checkpoint: none written, checkpoints off (``every_seconds`` None),
+    or one that cannot continue this run (another config, a damaged file: said on stderr; the attempt is then
+    replaced as before)."""
+    if every_seconds is None:
+        return None, None
+    checkpoints = RunCheckpoints(partial / RESUME_DIR, config, every_seconds=every_seconds)
+    if not (is_laber_dir(partial, "run") and checkpoints.exists()):
+        return checkpoints, None
+    try:
+        return checkpoints, checkpoints.step()
+    except ResumeError as exc:
+        print(f"laber: not resuming {str(partial)!r}: {exc}; starting the run afresh", file=sys.stderr)
+        return checkpoints, None
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -251,6 +275,7 @@ def execute(
     progress: bool = True,
     tensorboard: bool = True,
     reporter: Reporter | None = None,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
 ) -> Path:
     """Train one run and write its outputs to ``out`` (replacing a previous laber run there); returns ``out``.
 
@@ -260,22 +285,30 @@ def execute(
     fastest setting for these small networks, and the fair one when several runs share a machine); the previous
     setting is restored afterwards.
 
+    Mid-run checkpoints (``laber.agents.resume``): while it trains, the run writes its whole state to
+    ``<out>.partial/resume/`` at the first evaluation ``checkpoint_seconds`` after the previous checkpoint (0: at
+    every evaluation; None: never). An interrupted run (killed, crashed, the machine stopped) leaves
+    ``<out>.partial`` behind; the next ``execute`` of the same config and ``out`` continues it from its last
+    checkpoint, to the same result as an uninterrupted run, and says so on stderr. A checkpoint of another
+    config, or one that cannot continue, is reported on stderr and the run starts afresh. The finished run
+    directory holds no checkpoint.
+
     Progress goes to ``reporter`` when given (a compare's display, or its queue to the parent process), keyed by
     ``(arm, seed)``; without one, ``progress=True`` shows this run on stderr: a live bar on a terminal (with
     ``laber[progress]``), plain lines otherwise (see ``laber.experiments.progress``).
     """
+    if checkpoint_seconds is not None:
+        checkpoint_seconds = check_nonnegative_float(checkpoint_seconds, "checkpoint_seconds")
     kind = kind_of(config)
     torch = require("torch", "laber runs")
     final = check_run_dir(out)
     kind.check(config)
     partial = _partial(final)
-    _remove_laber_dir(partial)  # an interrupted attempt of laber's
-    try:
-        partial.mkdir(parents=True)
-    except OSError as exc:
-        raise OutDirError(f"out={str(out)!r} cannot be created: {exc}") from exc
-    write_marker(partial, "run")
-    writer = _tensorboard_writer(partial / "tb") if tensorboard else None
+    checkpoints, resume_step = _resumable(partial, config, checkpoint_seconds)
+    if resume_step is None:
+        _fresh_partial(partial, out)
+    else:
+        print(f"laber: resuming {str(final)!r} from its checkpoint at step {resume_step}", file=sys.stderr)
     key = (config.arm, config.seed)
     display: Display | None = None
     if reporter is None and progress:
@@ -284,6 +317,7 @@ def execute(
         )
         reporter = display
     sink = reporter
+    writer: Any = None
 
     def on_eval(step: int, value: float) -> None:
         if writer is not None:
@@ -300,7 +334,25 @@ def execute(
     try:
         if sink is not None:
             sink.start(key)
-        result = kind.train(config, on_eval=on_eval, on_progress=on_progress if sink is not None else None)
+        while True:
+            purge = None if resume_step is None else resume_step + 1
+            writer = _tensorboard_writer(partial / "tb", purge) if tensorboard else None
+            try:
+                result = kind.train(
+                    config,
+                    on_eval=on_eval,
+                    on_progress=on_progress if sink is not None else None,
+                    checkpoints=checkpoints,
+                )
+                break
+            except ResumeError as exc:
+                if resume_step is None:
+                    raise
+                print(f"laber: cannot resume {str(final)!r}: {exc}; starting the run afresh", file=sys.stderr)
+                if writer is not None:
+                    writer.close()
+                resume_step = None  # (a failed resume has reported no progress yet)
+                _fresh_partial(partial, out)
         if display is not None:
             display.finish(key)
     finally:
@@ -312,12 +364,24 @@ def execute(
             writer.add_scalar("train/episode_return", value, step)
         writer.add_scalar("time/seconds_per_update", result.seconds_per_update, config.steps)
         writer.close()
+    if checkpoints is not None:
+        checkpoints.discard()
     _write_outputs(partial, result, tensorboard=writer is not None)
     _remove_laber_dir(final)  # a previous laber run (or an empty directory)
     os.replace(partial, final)
     if reporter is not None and display is None:
         reporter.finish(key)
     return final
+
+
+def _fresh_partial(partial: Path, out: str | os.PathLike[str]) -> None:
+    """An empty ``<out>.partial`` with laber's marker (an interrupted attempt of laber's removed first)."""
+    _remove_laber_dir(partial)
+    try:
+        partial.mkdir(parents=True)
+    except OSError as exc:
+        raise OutDirError(f"out={str(out)!r} cannot be created: {exc}") from exc
+    write_marker(partial, "run")
 
 
 def _write_outputs(path: Path, result: Any, *, tensorboard: bool) -> None:

@@ -1,0 +1,312 @@
+"""Mid-run checkpoints (laber.agents.resume): an interrupted run, resumed, is the uninterrupted run bit for bit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+
+from laber.agents import dqn  # noqa: E402
+from laber.agents.dqn import ARMS, DQNConfig  # noqa: E402
+from laber.agents.resume import ResumeError, RunCheckpoints  # noqa: E402
+
+
+class Stop(Exception):
+    """Raised from on_eval: the run is killed there."""
+
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
+
+
+def _config(arm: str, **kw: Any) -> DQNConfig:
+    base: dict[str, Any] = dict(
+        env_id="CartPole-v1",
+        arm=arm,
+        seed=3,
+        steps=900,
+        batch_size=16,
+        m=4,
+        hidden=(16,),
+        buffer_size=500,
+        learning_starts=100,
+        target_update=100,
+        eps_decay_steps=300,
+        eval_every=150,
+        eval_episodes=2,
+    )
+    base.update(kw)
+    return DQNConfig(**base)
+
+
+def _interrupted(config: Any, directory: Path, stop_at: list[int], train: Any = dqn.train) -> tuple[Any, list[int]]:
+    """Run, killing it at each step of stop_at (at its evaluation); each attempt resumes; returns the last."""
+    resumed_from: list[int] = []
+    for stop in [*stop_at, None]:
+        checkpoints = RunCheckpoints(directory, config, every_seconds=0)
+        resumed_from.append(checkpoints.step() or 0)
+
+        def on_eval(step: int, value: float, stop: int | None = stop) -> None:
+            if step == stop:
+                raise Stop
+
+        try:
+            return train(config, on_eval=on_eval, checkpoints=checkpoints), resumed_from
+        except Stop:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _same(a: Any, b: Any) -> None:
+    assert a.eval_steps == b.eval_steps
+    assert a.eval_returns == b.eval_returns
+    assert a.episode_steps == b.episode_steps
+    assert a.episode_returns == b.episode_returns
+    assert a.updates == b.updates
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_a_killed_and_resumed_run_is_the_uninterrupted_run(arm: str, tmp_path: Path) -> None:
+    config = _config(arm, nstep=1 if arm in ("ger", "laber-exact") else 3)
+    reference = dqn.train(config)
+    result, resumed_from = _interrupted(config, tmp_path / "ck", [450, 750])
+    # killed at the evaluation of step 450: the checkpoint of step 300 (written after its evaluation) holds
+    assert resumed_from == [0, 300, 600]
+    _same(result, reference)
+    assert len(result.eval_train_seconds) == len(reference.eval_train_seconds)
+    assert np.all(np.diff(result.eval_train_seconds) >= 0)
+
+
+def test_networks_buffer_and_generators_match_after_resume(tmp_path: Path) -> None:
+    config = _config("laber-mean", steps=600)
+    seen: dict[str, Any] = {}
+
+    def snapshot(step: int, online: Any, target: Any, buffer: Any) -> None:
+        seen[f"online{len(seen)}"] = {k: v.clone() for k, v in online.state_dict().items()}
+        seen[f"rows{len(seen)}"] = buffer.get_all_transitions()
+
+    ref: dict[str, Any] = {}
+
+    def ref_snapshot(step: int, online: Any, target: Any, buffer: Any) -> None:
+        ref[f"online{len(ref)}"] = {k: v.clone() for k, v in online.state_dict().items()}
+        ref[f"rows{len(ref)}"] = buffer.get_all_transitions()
+
+    dqn.train(config, on_snapshot=ref_snapshot, snapshot_steps=[600])
+    ck = RunCheckpoints(tmp_path / "ck", config, every_seconds=0)
+
+    def stop(step: int, value: float) -> None:
+        if step == 450:
+            raise Stop
+
+    with pytest.raises(Stop):
+        dqn.train(config, on_eval=stop, checkpoints=ck)
+    dqn.train(config, on_snapshot=snapshot, snapshot_steps=[600], checkpoints=RunCheckpoints(tmp_path / "ck", config))
+    for k, v in ref["online0"].items():
+        assert torch.equal(v, seen["online0"][k]), k
+    for k, v in ref["rows1"].items():
+        np.testing.assert_array_equal(v, seen["rows1"][k], err_msg=k)
+
+
+def test_a_checkpoint_of_another_config_is_refused_and_left_alone(tmp_path: Path) -> None:
+    config = _config("uniform", steps=450)
+    ck = RunCheckpoints(tmp_path / "ck", config, every_seconds=0)
+
+    def stop(step: int, value: float) -> None:
+        if step == 300:
+            raise Stop
+
+    with pytest.raises(Stop):
+        dqn.train(config, on_eval=stop, checkpoints=ck)
+    before = sorted(p.name for p in (tmp_path / "ck" / "state").iterdir())
+    other = _config("uniform", steps=450, lr=5e-4)
+    with pytest.raises(ResumeError, match="'lr'"):
+        RunCheckpoints(tmp_path / "ck", other).step()
+    with pytest.raises(ResumeError, match="'lr'"):
+        dqn.train(other, checkpoints=RunCheckpoints(tmp_path / "ck", other))
+    assert sorted(p.name for p in (tmp_path / "ck" / "state").iterdir()) == before
+
+
+def test_a_damaged_checkpoint_is_a_resume_error(tmp_path: Path) -> None:
+    config = _config("uniform", steps=450)
+
+    def stop(step: int, value: float) -> None:
+        if step == 300:
+            raise Stop
+
+    with pytest.raises(Stop):
+        dqn.train(config, on_eval=stop, checkpoints=RunCheckpoints(tmp_path / "ck", config, every_seconds=0))
+    state = tmp_path / "ck" / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["step"] = 151
+    state.write_text(json.dumps(data))
+    with pytest.raises(ResumeError, match="actions for step 151"):
+        dqn.train(config, checkpoints=RunCheckpoints(tmp_path / "ck", config))
+    state.write_text("{not json")
+    with pytest.raises(ResumeError, match="unreadable"):
+        RunCheckpoints(tmp_path / "ck", config).step()
+
+
+def test_a_kill_between_the_renames_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    config = _config("uniform", steps=450)
+
+    def stop(step: int, value: float) -> None:
+        if step == 300:
+            raise Stop
+
+    with pytest.raises(Stop):
+        dqn.train(config, on_eval=stop, checkpoints=RunCheckpoints(tmp_path / "ck", config, every_seconds=0))
+    ck = tmp_path / "ck"
+    (ck / "state").rename(ck / "state.old")  # killed after moving the previous one aside
+    (ck / "state.tmp-999").mkdir()  # and a killed save's temporary
+    assert RunCheckpoints(ck, config).step() == 150
+    result = dqn.train(config, checkpoints=RunCheckpoints(ck, config))
+    _same(result, dqn.train(config))
+    assert not (ck / "state.tmp-999").exists()
+
+
+def test_every_seconds_is_checked() -> None:
+    with pytest.raises(ValueError, match="every_seconds"):
+        RunCheckpoints("x", _config("uniform"), every_seconds=-1)
+
+
+@pytest.mark.parametrize("arm", ["uniform", "laber-mean", "per"])
+def test_sac_killed_and_resumed_is_the_uninterrupted_run(arm: str, tmp_path: Path) -> None:
+    from laber.agents.sac import SACConfig, train_sac
+
+    # checkpoints before learning starts (random actions from the action space's generator) and after; episodes
+    # of 200 steps (resets seeded from the exploration stream) on both sides of each kill
+    config = SACConfig(
+        env_id="Pendulum-v1",
+        arm=arm,
+        steps=600,
+        batch_size=16,
+        m=4,
+        hidden=(16, 16),
+        learning_starts=250,
+        eval_every=100,
+        eval_episodes=1,
+        seed=2,
+    )
+    reference = train_sac(config)
+    result, resumed_from = _interrupted(config, tmp_path / "ck", [200, 500], train=train_sac)
+    assert resumed_from == [0, 100, 400]
+    _same(result, reference)
+
+
+def test_minatar_killed_and_resumed_is_the_uninterrupted_run(tmp_path: Path) -> None:
+    pytest.importorskip("minatar")
+    config = DQNConfig(
+        env_id="MinAtar/Breakout-v1",
+        arm="laber-mean",
+        network="minatar",
+        hidden=(32,),
+        steps=700,
+        batch_size=8,
+        buffer_size=300,
+        learning_starts=100,
+        eval_every=175,
+        eval_episodes=1,
+        nstep=1,
+        optimizer="rmsprop-centered",
+        lr=2.5e-4,
+        seed=1,
+    )
+    reference = dqn.train(config)
+    result, resumed_from = _interrupted(config, tmp_path / "ck", [525])
+    assert resumed_from == [0, 350]
+    _same(result, reference)
+
+
+# ----------------------------------------------------------------------------------------- execute and the CLI
+def _argv(out: Path, *extra: str) -> list[str]:
+    return [
+        "run", "--env", "CartPole-v1", "--arm", "laber-mean", "--steps", "4000", "--learning-starts", "100",
+        "--batch-size", "16", "--hidden", "16", "--buffer-size", "1000", "--eval-every", "100",
+        "--eval-episodes", "1", "--no-progress", "--no-tensorboard", "--seed", "4", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def test_a_sigkilled_laber_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from laber.cli import main
+
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    assert main(_argv(ref, "--no-checkpoints")) == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    code = "import sys; from laber.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *_argv(out, "--checkpoint-seconds", "0")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    state = tmp_path / "run.partial" / "resume" / "state" / "state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["step"] >= 1000:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and (tmp_path / "run.partial" / "resume").is_dir()
+    held = RunCheckpoints(tmp_path / "run.partial" / "resume", DQNConfig(env_id="CartPole-v1"))
+    assert held.exists()
+    resumed = subprocess.run(
+        [sys.executable, "-c", code, *_argv(out)], env=env, capture_output=True, text=True, check=True
+    )
+    assert "resuming" in resumed.stderr and "from its checkpoint at step" in resumed.stderr
+    mine = np.loadtxt(out / "eval.csv", delimiter=",", skiprows=1)
+    theirs = np.loadtxt(ref / "eval.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(mine[:, :2], theirs[:, :2])  # steps and returns; not the clock
+    assert (out / "episodes.csv").read_text() == (ref / "episodes.csv").read_text()
+    assert not (out / "resume").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_execute_starts_afresh_when_the_checkpoint_is_of_another_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from laber.experiments.runs import execute
+
+    out = tmp_path / "run"
+    config = _config("uniform", steps=450)
+    real = dqn.train
+
+    def stop(*args: Any, **kwargs: Any) -> Any:
+        def on_eval(step: int, value: float) -> None:
+            if step == 300:
+                raise Stop
+
+        return real(config, on_eval=on_eval, checkpoints=kwargs["checkpoints"])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dqn, "train", stop)
+        with pytest.raises(Stop):
+            execute(config, out, progress=False, tensorboard=False, checkpoint_seconds=0)
+    assert (tmp_path / "run.partial" / "resume" / "state").is_dir()
+    other = _config("uniform", steps=450, lr=5e-4)
+    execute(other, out, progress=False, tensorboard=False)
+    err = capsys.readouterr().err
+    assert "not resuming" in err and "'lr'" in err and "starting the run afresh" in err
+    reference = dqn.train(other)
+    got = np.loadtxt(out / "eval.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(got[:, 1], reference.eval_returns)
+
+
+@pytest.mark.parametrize("seconds", [-1.0, float("nan")])
+def test_execute_refuses_a_bad_checkpoint_interval(seconds: float, tmp_path: Path) -> None:
+    from laber.experiments.runs import execute
+
+    with pytest.raises(ValueError, match="checkpoint_seconds"):
+        execute(_config("uniform"), tmp_path / "run", progress=False, checkpoint_seconds=seconds)
+    assert not any(tmp_path.iterdir())
