@@ -82,6 +82,58 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(arm: str, tmp_path: P
     assert np.all(np.diff(result.eval_train_seconds) >= 0)
 
 
+@pytest.mark.parametrize("arm", ["uniform", "laber-mean", "per-laber"])
+def test_the_device_path_resumes_too(arm: str, tmp_path: Path) -> None:
+    # device_buffer=True runs the device path (buffer and update in torch ops) on the CPU
+    config = _config(arm, device_buffer=True)
+    reference = dqn.train(config)
+    result, resumed_from = _interrupted(config, tmp_path / "ck", [450])
+    assert resumed_from == [0, 300]
+    _same(result, reference)
+
+
+def test_a_replay_that_lands_elsewhere_is_a_resume_error_and_execute_starts_afresh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from laber.experiments.runs import execute
+
+    out = tmp_path / "run"
+    config = _config("uniform", steps=450)
+    real = dqn.train
+
+    def stop(*args: Any, **kwargs: Any) -> Any:
+        def on_eval(step: int, value: float) -> None:
+            if step == 300:
+                raise Stop
+
+        return real(config, on_eval=on_eval, checkpoints=kwargs["checkpoints"])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dqn, "train", stop)
+        with pytest.raises(Stop):
+            execute(config, out, progress=False, tensorboard=False, checkpoint_seconds=0)
+    state = tmp_path / "run.partial" / "resume" / "state"
+    obs = np.load(state / "obs.npy")
+    np.save(state / "obs.npy", obs + 1.0)  # not where the replay lands
+    with pytest.raises(ResumeError, match="another observation at step 150"):
+        dqn.train(config, checkpoints=RunCheckpoints(tmp_path / "run.partial" / "resume", config))
+    execute(config, out, progress=False, tensorboard=False)
+    err = capsys.readouterr().err
+    assert "resuming" in err and "cannot resume" in err and "starting the run afresh" in err
+    got = np.loadtxt(out / "eval.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(got[:, 1], real(config).eval_returns)
+
+
+def test_a_buffer_without_checkpoints_is_refused_before_training(tmp_path: Path) -> None:
+    def factory(config: Any, shape: Any, rng: Any) -> Any:
+        return object()
+
+    config = _config("uniform")
+    with pytest.raises(TypeError, match="save_checkpoint and load_checkpoint"):
+        dqn.train(config, buffer_factory=factory, checkpoints=RunCheckpoints(tmp_path / "ck", config))
+    assert not (tmp_path / "ck").exists()
+
+
 def test_networks_buffer_and_generators_match_after_resume(tmp_path: Path) -> None:
     config = _config("laber-mean", steps=600)
     seen: dict[str, Any] = {}

@@ -11,7 +11,10 @@
 #                                              caveats), then the generated summary
 # On a fresh clone the committed run directories are copied to runs/NAME first. Environment: LABER (the laber
 # command, default .venv/bin/laber), JOBS (runs at a time, default 2), OUT (default runs/NAME).
-# PUBLISH_ONLY=1 skips the training and publishes the finished runs only.
+# PUBLISH_ONLY=1 skips the training and publishes the finished runs only; with it, KEEP_UNFINISHED=1 also keeps
+# the unfinished runs' mid-run checkpoints (<arm>/seed<k>.partial/, see laber.agents.resume) under run-dirs/, so
+# that a fresh clone continues them (stop the campaign first: a checkpoint being written is not copied whole).
+# A run that has finished drops its kept .partial.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ $# -lt 1 ]; then
@@ -31,8 +34,8 @@ if [ ! -e "$OUT" ] && [ -d "$KEEP" ]; then
 fi
 if [ "${PUBLISH_ONLY:-0}" != 1 ]; then
   "$LABER" compare "$@" --jobs "$JOBS" --no-progress --no-tensorboard --out "$OUT"
-else
-  "$LABER" report --out "$OUT"
+elif ! "$LABER" report --out "$OUT"; then
+  reported=0  # no finished run yet: only the unfinished runs' checkpoints are kept
 fi
 mkdir -p "$KEEP"
 for run in "$OUT"/*/seed*/; do
@@ -42,7 +45,25 @@ for run in "$OUT"/*/seed*/; do
   cp "$run/eval.csv" "$DEST/$arm/$(basename "$run").csv"
   cp -a "${run%/}" "$KEEP/$arm/"
 done
+for partial in "$KEEP"/*/seed*.partial/; do
+  [ -d "$partial" ] || continue
+  arm=$(basename "$(dirname "$partial")")
+  seed=$(basename "$partial" .partial)
+  if [ -f "$OUT/$arm/$seed/result.json" ] || [ "${KEEP_UNFINISHED:-0}" = 1 ]; then
+    rm -rf "${partial%/}"
+  fi
+done
+if [ "${KEEP_UNFINISHED:-0}" = 1 ]; then
+  for partial in "$OUT"/*/seed*.partial/; do
+    [ -d "$partial/resume/state" ] || continue
+    arm=$(basename "$(dirname "$partial")")
+    mkdir -p "$KEEP/$arm"
+    cp -a "${partial%/}" "$KEEP/$arm/"
+    rm -rf "$KEEP/$arm/$(basename "$partial")/tb"
+  done
+fi
 cp "$OUT/compare.json" "$OUT/.laber-run" "$KEEP/"
+[ "${reported:-1}" = 1 ] || exit 0
 cp "$OUT/curves.png" "docs/results/$NAME.png"
 cp "$OUT/summary.json" "$DEST/summary.json"
 {

@@ -86,7 +86,7 @@ from laber._validation import check_nonnegative_float, check_positive_int
 from laber.agents.gradient_norms import GradientNorms
 from laber.agents.networks import NETWORKS, minatar_forward, minatar_network, parameter_pairs
 from laber.agents.results import RunResult, TimedEvaluations
-from laber.agents.resume import LoopState, RunCheckpoints, replay_env
+from laber.agents.resume import LoopState, RunCheckpoints, check_checkpointable, replay_env
 
 if TYPE_CHECKING:
     import torch
@@ -1166,6 +1166,8 @@ def train(
             buffer = _make_buffer(config, n_obs, seeds)
         else:
             buffer = buffer_factory(config, n_obs, np.random.default_rng(seeds.buffer))
+        if checkpoints is not None:
+            check_checkpointable(buffer)
         laber_rng = np.random.default_rng(seeds.laber)
         learner: _Learner | _DeviceLearner
         if config.on_device:
@@ -1202,7 +1204,7 @@ def train(
             actions[: resumed.step] = resumed.actions
             obs = replay_env(
                 env,
-                resumed.actions,
+                resumed,
                 lambda initial: env.reset(seed=seeds.env)[0] if initial else env.reset()[0],
                 [s for s in result.episode_steps if s <= resumed.step],
             )
@@ -1243,7 +1245,7 @@ def train(
                 evaluate(step)
                 if checkpoints is not None and step < config.steps and checkpoints.due():
                     checkpoints.save(
-                        LoopState(step=step, episode_return=episode_return, actions=actions),
+                        LoopState(step=step, episode_return=episode_return, actions=actions, obs=np.asarray(obs)),
                         result,
                         evaluate,
                         agent={**learner.state(), "torch_rng": torch.get_rng_state()},

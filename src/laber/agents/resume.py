@@ -7,13 +7,14 @@ torch thread the continued run is the uninterrupted run: the same evaluation cur
 (``tests/test_resume.py`` checks this for every arm). Only the clock differs: ``train_seconds`` and the
 seconds per update add up the segments' own time (the environment replay and the checkpoint writes left out).
 
-A checkpoint is a directory ``<directory>/state`` of four files, numpy and JSON only except one torch file:
+A checkpoint is a directory ``<directory>/state`` of five files, numpy and JSON only except one torch file:
 
 * ``state.json``: format (``"laber-run-checkpoint"``), version (1), the run's config (``config.to_dict()``), the
   step it holds, the loop's variables (the current episode's return so far), the ``RunResult`` so far, the clock
   (seconds of training and of evaluation so far) and the ``bit_generator.state`` of each of the run's numpy
   generators (exploration, evaluation, LaBER; the buffer's travels in its own checkpoint);
-* ``actions.npy``: every action taken so far, in order (``allow_pickle=False``);
+* ``actions.npy``: every action taken so far, in order, and ``obs.npy``, the observation the next step acts on
+  (both read with ``allow_pickle=False``);
 * ``agent.pt``: the networks' and optimisers' state dicts and the torch generators' states, read back with
   ``torch.load(weights_only=True)`` (tensors and plain containers only: loading runs no code);
 * ``buffer.npz``: the replay buffer's own checkpoint (:mod:`laber.checkpoint`: rows, links, priorities, rng).
@@ -47,7 +48,7 @@ import numpy as np
 from laber._optional import require
 from laber.agents.results import RunResult, TimedEvaluations
 
-__all__ = ["FORMAT", "LoopState", "ResumeError", "RunCheckpoints", "replay_env"]
+__all__ = ["FORMAT", "LoopState", "ResumeError", "RunCheckpoints", "check_checkpointable", "replay_env"]
 
 FORMAT = "laber-run-checkpoint"
 VERSION = 1
@@ -69,20 +70,23 @@ class LoopState:
     step: int
     episode_return: float
     actions: np.ndarray  # every action taken in steps 1 .. step, in order
+    obs: np.ndarray  # the observation the next step acts on
 
 
 def replay_env(
     env: Any,
-    actions: np.ndarray,
+    loop: LoopState,
     reset: Callable[[bool], Any],
     episode_steps: list[int],
 ) -> Any:
-    """Step a freshly built ``env`` through ``actions`` as the run did; returns the observation the run was at.
+    """Step a freshly built ``env`` through ``loop.actions`` as the run did; returns the observation it lands on.
 
     ``reset(first)`` resets the environment as the run does (``first``: the run's first reset, with its seed)
-    and returns the observation. An episode ends where ``terminated or truncated``; the episode ends met must be
-    the run's (``episode_steps`` up to ``len(actions)``), or ``ResumeError``.
+    and returns the observation. An episode ends where ``terminated or truncated``. The episode ends met must be
+    the run's (``episode_steps`` up to ``loop.step``) and the observation reached must be ``loop.obs``, or
+    ``ResumeError``.
     """
+    actions = loop.actions
     obs = reset(True)
     ends: list[int] = []
     for step, action in enumerate(actions, start=1):
@@ -97,7 +101,21 @@ def replay_env(
             f"{len(episode_steps)} (first difference at step {first}); this environment is not deterministic "
             "under replay"
         )
+    if not np.array_equal(np.asarray(obs), loop.obs):
+        raise ResumeError(
+            f"the environment's replay does not follow the run: it reached another observation at step {loop.step}; "
+            "this environment is not deterministic under replay"
+        )
     return obs
+
+
+def check_checkpointable(buffer: Any) -> None:
+    """A ``TypeError`` unless ``buffer`` can be checkpointed (``save_checkpoint`` and ``load_checkpoint``)."""
+    if not (callable(getattr(buffer, "save_checkpoint", None)) and callable(getattr(buffer, "load_checkpoint", None))):
+        raise TypeError(
+            f"run checkpoints need a buffer with save_checkpoint and load_checkpoint (laber's buffers have them), "
+            f"got a {type(buffer).__name__}"
+        )
 
 
 class RunCheckpoints:
@@ -136,6 +154,7 @@ class RunCheckpoints:
         writes the buffer. The time the write takes is left out of the run's clock.
         """
         torch = require("torch", "run checkpoints")
+        check_checkpointable(buffer)
         t0 = time.perf_counter()
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f"{TMP_PREFIX}{os.getpid()}"
@@ -157,6 +176,7 @@ class RunCheckpoints:
             "generators": {name: gen.bit_generator.state for name, gen in generators.items()},
         }
         np.save(tmp / "actions.npy", np.ascontiguousarray(loop.actions[: loop.step]), allow_pickle=False)
+        np.save(tmp / "obs.npy", np.asarray(loop.obs), allow_pickle=False)
         torch.save(dict(agent), tmp / "agent.pt")
         buffer.save_checkpoint(tmp / "buffer.npz")
         (tmp / "state.json").write_text(json.dumps(state, default=_json_default) + "\n")
@@ -235,6 +255,7 @@ class RunCheckpoints:
         path, state = found
         try:
             actions = np.load(path / "actions.npy", allow_pickle=False)
+            obs = np.load(path / "obs.npy", allow_pickle=False)
             agent_state = torch.load(path / "agent.pt", weights_only=True)
         except Exception as exc:  # a damaged file: any of numpy's or torch's errors
             raise ResumeError(f"{str(path)!r}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
@@ -269,7 +290,7 @@ class RunCheckpoints:
         clock.start = time.perf_counter() - float(state["clock"]["elapsed"])
         clock.spent = float(state["clock"]["evaluations"])
         self._last = time.perf_counter()
-        return LoopState(step=step, episode_return=float(state["episode_return"]), actions=actions)
+        return LoopState(step=step, episode_return=float(state["episode_return"]), actions=actions, obs=obs)
 
     def discard(self) -> None:
         """Remove the checkpoints (laber's own names in ``directory``; the directory itself when left empty)."""

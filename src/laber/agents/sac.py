@@ -433,7 +433,7 @@ def train_sac(
             resets.integers(2**31)  # the action space's seed
             obs = replay_env(
                 env,
-                resumed.actions,
+                resumed,
                 lambda _initial: env.reset(seed=int(resets.integers(2**31)))[0],
                 [s for s in result.episode_steps if s <= resumed.step],
             )
@@ -470,7 +470,7 @@ def train_sac(
                 evaluate(step)
                 if checkpoints is not None and step < config.steps and checkpoints.due():
                     checkpoints.save(
-                        LoopState(step=step, episode_return=episode_return, actions=actions),
+                        LoopState(step=step, episode_return=episode_return, actions=actions, obs=np.asarray(obs)),
                         result,
                         evaluate,
                         agent={**agent.state(), "torch_rng": torch.get_rng_state()},
