@@ -525,6 +525,56 @@ def test_stack_compress_gives_exactly_what_naive_storage_gives(seed: int) -> Non
     np.testing.assert_array_equal(sample["next_obs"], want["next_obs"][sample["indexes"]])
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_four_deep_byte_stacks_equal_naive_storage_on_both_backends(
+    seed: int, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Atari's case, 4-deep uint8 (or int8) stacks, which numba reads with its own kernel: random episodes, ring
+    wrap-around, stacks that break the rule (anchors), with and without next_of: naive storage's values."""
+    rng = np.random.default_rng(100 + seed)
+    dtype = np.uint8 if seed % 3 else np.int8
+    frame = (3, 5) if seed % 2 else (7,)
+    env = {"obs": {"shape": (*frame, 4), "dtype": dtype}, "act": {"dtype": np.uint8}, "rew": {}, "done": {}}
+    use_next_of = seed % 4 < 2
+    naive_env = {**env, "next_obs": env["obs"]}
+    size = int(rng.integers(5, 40))
+    compressed = ReplayBuffer(
+        size,
+        env if use_next_of else naive_env,
+        next_of="obs" if use_next_of else None,
+        stack_compress="obs" if use_next_of else ["obs", "next_obs"],
+        rng=0,
+    )
+    naive = ReplayBuffer(size, naive_env, rng=0)
+    calls = []
+    if backend == "numba":
+        from laber import _kernels_stack
+
+        real = _kernels_stack.gather4
+        monkeypatch.setattr(_kernels_stack, "gather4", lambda *a: (calls.append(1), real(*a))[1])
+    info = np.iinfo(dtype)
+    for _ in range(int(rng.integers(3, 10))):
+        length = int(rng.integers(1, 12))
+        frames = rng.integers(info.min, info.max, (length + 1, *frame), endpoint=True).astype(dtype)
+        padded = np.concatenate([np.repeat(frames[:1], 3, axis=0), frames])
+        stacks = np.stack([np.moveaxis(padded[t : t + 4], 0, -1) for t in range(length + 1)])
+        obs, next_obs = stacks[:-1].copy(), stacks[1:].copy()
+        if rng.random() < 0.3:
+            obs[length // 2, ..., 0] ^= 1  # breaks the stacking rule: an anchor inside the episode
+        for rb in (compressed, naive):
+            rb.add(obs=obs, act=np.zeros((length, 1)), rew=np.zeros((length, 1)), next_obs=next_obs,
+                   done=np.eye(1, length, length - 1).reshape(length, 1))  # fmt: skip
+            rb.on_episode_end()
+        got, want = compressed.get_all_transitions(), naive.get_all_transitions()
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+            assert got[key].dtype == want[key].dtype
+    sample = compressed.sample(64)
+    np.testing.assert_array_equal(sample["obs"], want["obs"][sample["indexes"]])
+    np.testing.assert_array_equal(sample["next_obs"], want["next_obs"][sample["indexes"]])
+    assert bool(calls) == (backend == "numba")
+
+
 def test_stack_compress_memory_is_about_one_frame_per_row() -> None:
     """84x84x4 uint8 stacks with next_of, 20 episodes of 100 steps: records + side stores within 0.28x of the obs
     stacks alone (records 0.251x, side stores of 20 anchors and 20 final observations the rest; naive storage of
