@@ -362,3 +362,86 @@ def test_execute_refuses_a_bad_checkpoint_interval(seconds: float, tmp_path: Pat
     with pytest.raises(ValueError, match="checkpoint_seconds"):
         execute(_config("uniform"), tmp_path / "run", progress=False, checkpoint_seconds=seconds)
     assert not any(tmp_path.iterdir())
+
+
+def _killed_at(config: DQNConfig, directory: Path, stop_step: int) -> None:
+    def stop(step: int, value: float) -> None:
+        if step == stop_step:
+            raise Stop
+
+    with pytest.raises(Stop):
+        dqn.train(config, on_eval=stop, checkpoints=RunCheckpoints(directory, config, every_seconds=0))
+
+
+def test_a_foreign_directory_is_never_written_nor_deleted(tmp_path: Path) -> None:
+    config = _config("uniform", steps=450)
+    foreign = tmp_path / "mine"
+    (foreign / "state").mkdir(parents=True)
+    (foreign / "state" / "precious.txt").write_text("not laber's")
+    with pytest.raises(ValueError, match=r"holds no \.laber-checkpoints marker"):
+        dqn.train(config, checkpoints=RunCheckpoints(foreign, config, every_seconds=0))
+    RunCheckpoints(foreign, config).discard()
+    assert RunCheckpoints(foreign, config).step() is None and not RunCheckpoints(foreign, config).exists()
+    assert (foreign / "state" / "precious.txt").read_text() == "not laber's"
+
+
+def test_discard_removes_laber_s_names_only(tmp_path: Path) -> None:
+    config = _config("uniform", steps=450)
+    ck = tmp_path / "ck"
+    _killed_at(config, ck, 300)
+    (ck / "notes.txt").write_text("the user's")
+    RunCheckpoints(ck, config).discard()
+    assert sorted(p.name for p in ck.iterdir()) == ["notes.txt"]
+    _killed_at(_config("uniform", steps=450, seed=4), tmp_path / "ck2", 300)
+    RunCheckpoints(tmp_path / "ck2", config).discard()
+    assert not (tmp_path / "ck2").exists()
+
+
+def test_other_versions_and_missing_files_are_resume_errors(tmp_path: Path) -> None:
+    config = _config("uniform", steps=450)
+    ck = tmp_path / "ck"
+    _killed_at(config, ck, 300)
+    state = ck / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["versions"]["torch"] = "0.0.1"
+    state.write_text(json.dumps(data))
+    with pytest.raises(ResumeError, match=r"other versions.*torch 0\.0\.1"):
+        RunCheckpoints(ck, config).step()
+    _killed_at(config, tmp_path / "ck2", 300)
+    (tmp_path / "ck2" / "state" / "buffer.npz").unlink()
+    with pytest.raises(ResumeError, match=r"no buffer\.npz"):
+        dqn.train(config, checkpoints=RunCheckpoints(tmp_path / "ck2", config))
+    _killed_at(config, tmp_path / "ck3", 300)
+    (tmp_path / "ck3" / "state" / "agent.pt").write_bytes(b"garbage")
+    with pytest.raises(ResumeError, match="damaged checkpoint"):
+        dqn.train(config, checkpoints=RunCheckpoints(tmp_path / "ck3", config))
+
+
+def test_progress_counts_every_step_once_across_a_resume(tmp_path: Path) -> None:
+    from laber.agents.sac import SACConfig, train_sac
+
+    config = SACConfig(
+        env_id="Pendulum-v1", steps=2300, batch_size=8, hidden=(8,), learning_starts=2200, eval_every=1150,
+        eval_episodes=1,
+    )  # fmt: skip
+    seen: list[int] = []
+    ck = tmp_path / "ck"
+
+    def stop(step: int, value: float) -> None:
+        if step == 2300:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_sac(
+            config, on_eval=stop, on_progress=seen.append, checkpoints=RunCheckpoints(ck, config, every_seconds=0)
+        )
+    before = sum(seen)  # 2000 reported before the kill (every 1,000 steps), checkpoint at 1,150
+    seen.clear()
+    train_sac(config, on_progress=seen.append, checkpoints=RunCheckpoints(ck, config))
+    assert before == 2000 and seen[0] == 1000 and sum(seen) == 2000  # as an uninterrupted run reports
+    seen.clear()
+    dseen: list[int] = []
+    dconf = _config("uniform", steps=450)
+    _killed_at(dconf, tmp_path / "d", 300)
+    dqn.train(dconf, on_progress=dseen.append, progress_every=100, checkpoints=RunCheckpoints(tmp_path / "d", dconf))
+    assert dseen[0] == 150 and sum(dseen) == 450

@@ -1243,17 +1243,22 @@ def train(
                 learner.sync_target()
             if step % config.eval_every == 0 or step == config.steps:
                 evaluate(step)
-                if checkpoints is not None and step < config.steps and checkpoints.due():
-                    checkpoints.save(
-                        LoopState(step=step, episode_return=episode_return, actions=actions, obs=np.asarray(obs)),
-                        result,
-                        evaluate,
-                        agent={**learner.state(), "torch_rng": torch.get_rng_state()},
-                        generators=generators,
-                        buffer=buffer,
-                    )
             if on_snapshot is not None and step in snapshots:
                 on_snapshot(step, learner.online, learner.target, buffer)
+            if (
+                checkpoints is not None
+                and (step % config.eval_every == 0)
+                and step < config.steps
+                and checkpoints.due()
+            ):  # after the step's evaluation and snapshot: a resumed run repeats neither
+                checkpoints.save(
+                    LoopState(step=step, episode_return=episode_return, actions=actions, obs=np.asarray(obs)),
+                    result,
+                    evaluate,
+                    agent={**learner.state(), "torch_rng": torch.get_rng_state()},
+                    generators=generators,
+                    buffer=buffer,
+                )
             pending += 1
             if on_progress is not None and pending >= progress_every:
                 on_progress(pending)

@@ -9,10 +9,12 @@ seconds per update add up the segments' own time (the environment replay and the
 
 A checkpoint is a directory ``<directory>/state`` of five files, numpy and JSON only except one torch file:
 
-* ``state.json``: format (``"laber-run-checkpoint"``), version (1), the run's config (``config.to_dict()``), the
-  step it holds, the loop's variables (the current episode's return so far), the ``RunResult`` so far, the clock
-  (seconds of training and of evaluation so far) and the ``bit_generator.state`` of each of the run's numpy
-  generators (exploration, evaluation, LaBER; the buffer's travels in its own checkpoint);
+* ``state.json``: format (``"laber-run-checkpoint"``), version (1), the versions of laber, torch and numpy, the
+  run's config (``config.to_dict()``), the step it holds, the loop's variables (the current episode's return so
+  far), the ``RunResult`` so far, the clock (seconds since the run started, evaluations included but replays and
+  checkpoint writes not, and the evaluations' own seconds) and the ``bit_generator.state`` of each of the run's
+  numpy generators (exploration, evaluation, LaBER, SAC's action space; the buffer's travels in its own
+  checkpoint);
 * ``actions.npy``: every action taken so far, in order, and ``obs.npy``, the observation the next step acts on
   (both read with ``allow_pickle=False``);
 * ``agent.pt``: the networks' and optimisers' state dicts and the torch generators' states, read back with
@@ -25,23 +27,27 @@ replay must land where the run was (the same observation, the same episode ends,
 otherwise the environment is not deterministic under replay and resuming raises ``ResumeError`` (``execute``
 then starts the run afresh). Replaying costs one environment step per step done (seconds for MinAtar or MuJoCo).
 
-Writes are atomic: the new checkpoint is written to ``state.tmp-<pid>`` and renamed into place (the previous
-one moved aside to ``state.old`` first and removed after), so a run killed at any moment leaves a complete
-checkpoint under ``state`` or ``state.old``; ``load`` takes the first one present and removes leftover
-temporaries of laber's (``state.tmp-*``, in the checkpoint directory that laber's run made). A checkpoint whose
-config differs from the run's is refused with ``ResumeError`` naming the first setting that differs.
+Writes are atomic and durable: the new checkpoint is written to ``state.tmp-<pid>``, every file flushed to disk,
+and renamed into place (the previous one moved aside to ``state.old`` first and removed after, by renaming it to
+a temporary's name and deleting that), so a run killed at any moment, or a machine that stops, leaves a complete
+checkpoint under ``state`` or ``state.old``. ``restore`` takes the first one present and removes leftover
+temporaries (``state.tmp-*``). laber writes checkpoints only into a directory that is absent, empty or marked
+as its own (``.laber-checkpoints``), and deletes nothing there but those names. A checkpoint whose config
+differs from the run's is refused with ``ResumeError`` naming the first setting that differs, and so is one
+written with other versions of laber, torch or numpy (their numerics may differ).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -52,10 +58,12 @@ __all__ = ["FORMAT", "LoopState", "ResumeError", "RunCheckpoints", "check_checkp
 
 FORMAT = "laber-run-checkpoint"
 VERSION = 1
+MARKER = ".laber-checkpoints"
 STATE_DIR = "state"
 OLD_DIR = "state.old"
 TMP_PREFIX = "state.tmp-"
 _RESULT_LISTS = ("eval_steps", "eval_returns", "eval_train_seconds", "episode_steps", "episode_returns")
+_STATE_KEYS = ("versions", "config", "step", "episode_return", "result", "clock", "generators")
 
 
 class ResumeError(ValueError):
@@ -121,8 +129,10 @@ def check_checkpointable(buffer: Any) -> None:
 class RunCheckpoints:
     """Checkpoints of one run in ``directory``: ``due`` says when, ``save`` writes, ``restore`` continues.
 
-    ``every_seconds``: a checkpoint is due at an evaluation once that many seconds (of the run's clock) have passed
-    since the last one (0: at every evaluation). The decision reads the clock only: it never changes the run.
+    ``every_seconds``: a checkpoint is due at an evaluation once that many wall-clock seconds have passed since
+    the last one (or since this object was made; 0: at every evaluation). The decision reads the clock only: it
+    never changes the run. ``directory`` must be absent, empty, or one that ``RunCheckpoints`` wrote (it holds
+    the marker file ``.laber-checkpoints``); laber writes and deletes nothing else there but its own names.
     """
 
     def __init__(self, directory: str | os.PathLike[str], config: Any, *, every_seconds: float = 300.0) -> None:
@@ -132,6 +142,39 @@ class RunCheckpoints:
         self.config = config
         self.every_seconds = float(every_seconds)
         self._last = time.perf_counter()
+        self._gone = 0
+
+    def _is_mine(self) -> bool:
+        return (self.directory / MARKER).is_file()
+
+    def _claim(self) -> None:
+        """Make ``directory`` (absent or empty) ours with the marker; a foreign non-empty one is a ValueError."""
+        if self._is_mine():
+            return
+        if self.directory.is_symlink() or (self.directory.exists() and not self.directory.is_dir()):
+            raise ValueError(f"run checkpoints need a directory, got {str(self.directory)!r}")
+        if self.directory.is_dir() and any(self.directory.iterdir()):
+            raise ValueError(
+                f"{str(self.directory)!r} is not empty and holds no {MARKER} marker: laber writes run checkpoints "
+                "only into a directory of its own"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / MARKER).write_text(json.dumps({"format": FORMAT}) + "\n")
+
+    def _remove(self, path: Path) -> None:
+        """Delete one of our directories: renamed to a temporary's name first, so that a deletion cut short never
+        looks like a checkpoint (``restore`` removes such leftovers)."""
+        if path.is_symlink() or not path.is_dir():
+            return
+        self._gone += 1
+        doomed = self.directory / f"{TMP_PREFIX}gone-{os.getpid()}-{self._gone}"
+        os.replace(path, doomed)
+        shutil.rmtree(doomed)
+
+    def _remove_leftovers(self) -> None:
+        for leftover in self.directory.glob(f"{TMP_PREFIX}*"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
 
     # ------------------------------------------------------------------------------------------------ writing
     def due(self) -> bool:
@@ -151,19 +194,21 @@ class RunCheckpoints:
 
         ``agent``: the torch state (state dicts, generator states; see ``torch.load(weights_only=True)`` for what
         may appear); ``generators``: the run's numpy generators by name; ``buffer``: its ``save_checkpoint``
-        writes the buffer. The time the write takes is left out of the run's clock.
+        writes the buffer. Every file is flushed to disk before the checkpoint is renamed into place. The time
+        the write takes is left out of the run's clock.
         """
         torch = require("torch", "run checkpoints")
         check_checkpointable(buffer)
         t0 = time.perf_counter()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._claim()
         tmp = self.directory / f"{TMP_PREFIX}{os.getpid()}"
-        if tmp.exists():
+        if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp)
         tmp.mkdir()
         state = {
             "format": FORMAT,
             "version": VERSION,
+            "versions": _versions(torch),
             "config": self.config.to_dict(),
             "step": loop.step,
             "episode_return": loop.episode_return,
@@ -175,35 +220,42 @@ class RunCheckpoints:
             "clock": {"elapsed": t0 - clock.start, "evaluations": clock.spent},
             "generators": {name: gen.bit_generator.state for name, gen in generators.items()},
         }
-        np.save(tmp / "actions.npy", np.ascontiguousarray(loop.actions[: loop.step]), allow_pickle=False)
-        np.save(tmp / "obs.npy", np.asarray(loop.obs), allow_pickle=False)
-        torch.save(dict(agent), tmp / "agent.pt")
-        buffer.save_checkpoint(tmp / "buffer.npz")
-        (tmp / "state.json").write_text(json.dumps(state, default=_json_default) + "\n")
+        with _durable(tmp / "actions.npy") as fh:
+            np.save(fh, np.ascontiguousarray(loop.actions[: loop.step]), allow_pickle=False)
+        with _durable(tmp / "obs.npy") as fh:
+            np.save(fh, np.asarray(loop.obs), allow_pickle=False)
+        with _durable(tmp / "agent.pt") as fh:
+            torch.save(dict(agent), fh)
+        buffer.save_checkpoint(tmp / "buffer.npz")  # flushed to disk by laber.checkpoint
+        with _durable(tmp / "state.json") as fh:
+            fh.write((json.dumps(state, default=_json_default) + "\n").encode())
         _fsync_dir(tmp)
         final, old = self.directory / STATE_DIR, self.directory / OLD_DIR
-        if old.exists():
-            shutil.rmtree(old)
-        if final.exists():
+        if final.is_dir():
+            self._remove(old)  # stale: final is complete
             os.replace(final, old)
+        # else a save was killed between its renames: old is the only complete checkpoint until tmp is in place
         os.replace(tmp, final)
         _fsync_dir(self.directory)
-        if old.exists():
-            shutil.rmtree(old)
+        self._remove(old)
         now = time.perf_counter()
         clock.start += now - t0  # the write is not training time
         self._last = now
 
     # ------------------------------------------------------------------------------------------------ reading
     def exists(self) -> bool:
-        return any((self.directory / name / "state.json").is_file() for name in (STATE_DIR, OLD_DIR))
+        """Whether ``directory`` holds a checkpoint of laber's (of any config)."""
+        return self._is_mine() and any((self.directory / n / "state.json").is_file() for n in (STATE_DIR, OLD_DIR))
 
     def step(self) -> int | None:
-        """The step the checkpoint holds, after checking its format and config; None when there is none."""
+        """The step the checkpoint holds, after checking its format, versions and config; None when there is
+        none (``ResumeError`` when it cannot continue this run)."""
         found = self._read_state()
         return None if found is None else int(found[1]["step"])
 
     def _read_state(self) -> tuple[Path, dict[str, Any]] | None:
+        if not self._is_mine():
+            return None
         for name in (STATE_DIR, OLD_DIR):
             path = self.directory / name
             if (path / "state.json").is_file():
@@ -216,16 +268,25 @@ class RunCheckpoints:
             raise ResumeError(f"{str(path)!r}: unreadable state.json ({exc})") from None
         if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
             raise ResumeError(f"{str(path)!r} is not a laber run checkpoint of format version {VERSION}")
-        mine = self.config.to_dict()
-        theirs = state.get("config")
-        if theirs != json.loads(json.dumps(mine, default=_json_default)):
-            keys = sorted(set(mine) | set(theirs if isinstance(theirs, dict) else {}))
-            diff = next(
-                (k for k in keys if not isinstance(theirs, dict) or _jsonable(mine.get(k)) != theirs.get(k)), None
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ResumeError(f"{str(path)!r}: state.json lacks {', '.join(missing)}")
+        theirs, mine = state["versions"], _versions(require("torch", "run checkpoints"))
+        if theirs != mine:
+            raise ResumeError(
+                f"{str(path)!r} was written by other versions ({_show_versions(theirs)}; these are "
+                f"{_show_versions(mine)}): its run might not continue the same way"
             )
+        mine_config: dict[str, Any] = _jsonable(self.config.to_dict())
+        their_config = state["config"]
+        if not isinstance(their_config, dict):
+            raise ResumeError(f"{str(path)!r}: its config is not a mapping")
+        if their_config != mine_config:
+            keys = sorted(set(mine_config) | set(their_config))
+            diff = next((k for k in keys if mine_config.get(k) != their_config.get(k)), "")
             raise ResumeError(
                 f"{str(path)!r} is a checkpoint of another run: its config differs in {diff!r} "
-                f"({theirs.get(diff) if isinstance(theirs, dict) else theirs!r} there, {mine.get(diff)!r} here)"
+                f"({their_config.get(diff)!r} there, {mine_config.get(diff)!r} here)"
             )
         return path, state
 
@@ -240,68 +301,102 @@ class RunCheckpoints:
     ) -> LoopState | None:
         """Load the checkpoint into the run's parts; returns the loop's variables, or None when there is none.
 
-        ``agent(state)`` loads the torch state that ``save`` got as ``agent``. Everything is read and checked
-        before anything changes (``ResumeError`` otherwise); then the buffer, the generators, the agent and
-        ``result`` are set, and ``clock`` is moved so that the run's clock continues from the checkpoint's.
-        Leftover temporaries of killed saves are removed.
+        ``agent(state)`` loads the torch state that ``save`` got as ``agent``. The files and their keys are read
+        and checked first; then the buffer, the generators, the agent and ``result`` are set, and ``clock`` is
+        moved so that the run's clock continues from the checkpoint's. Any failure is a ``ResumeError``; one
+        raised while the parts are being set leaves them half set: the caller gives the run up (``train`` does,
+        and ``execute`` starts it afresh). Leftover temporaries of killed saves are removed.
         """
         torch = require("torch", "run checkpoints")
-        for leftover in self.directory.glob(f"{TMP_PREFIX}*"):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
+        if self._is_mine():
+            self._remove_leftovers()
         found = self._read_state()
         if found is None:
             return None
         path, state = found
         try:
-            actions = np.load(path / "actions.npy", allow_pickle=False)
-            obs = np.load(path / "obs.npy", allow_pickle=False)
-            agent_state = torch.load(path / "agent.pt", weights_only=True)
-        except Exception as exc:  # a damaged file: any of numpy's or torch's errors
+            return self._apply(torch, path, state, result, clock, agent, generators, buffer)
+        except ResumeError:
+            raise
+        except Exception as exc:  # any of numpy's, torch's or the buffer's errors on a damaged checkpoint
             raise ResumeError(f"{str(path)!r}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
-        step = state.get("step")
+
+    def _apply(
+        self,
+        torch: Any,
+        path: Path,
+        state: dict[str, Any],
+        result: RunResult,
+        clock: TimedEvaluations,
+        agent: Callable[[dict[str, Any]], None],
+        generators: Mapping[str, np.random.Generator],
+        buffer: Any,
+    ) -> LoopState:
+        actions = np.load(path / "actions.npy", allow_pickle=False)
+        obs = np.load(path / "obs.npy", allow_pickle=False)
+        agent_state = torch.load(path / "agent.pt", weights_only=True)
+        if not (path / "buffer.npz").is_file():
+            raise ResumeError(f"{str(path)!r}: no buffer.npz")
+        step = state["step"]
         if not isinstance(step, int) or len(actions) != step:
             raise ResumeError(f"{str(path)!r}: {len(actions)} actions for step {step!r}")
-        saved_generators = state.get("generators", {})
-        if set(saved_generators) != set(generators):
-            raise ResumeError(
-                f"{str(path)!r}: generators {sorted(saved_generators)} there, {sorted(generators)} in this run"
-            )
+        saved_generators = state["generators"]
+        if not isinstance(saved_generators, dict) or set(saved_generators) != set(generators):
+            raise ResumeError(f"{str(path)!r}: other generators than this run's ({sorted(generators)})")
         probes = {}
         for name, gen in generators.items():
             probe = np.random.Generator(type(gen.bit_generator)())
-            try:
-                probe.bit_generator.state = saved_generators[name]
-            except (TypeError, ValueError, KeyError) as exc:
-                raise ResumeError(f"{str(path)!r}: generator {name!r}: {exc}") from None
+            probe.bit_generator.state = saved_generators[name]
             probes[name] = probe
-        try:
-            buffer.load_checkpoint(path / "buffer.npz")
-        except ValueError as exc:
-            raise ResumeError(str(exc)) from None
+        saved = state["result"]
+        lists = {name: list(saved[name]) for name in _RESULT_LISTS}
+        updates, update_seconds = int(saved["updates"]), float(saved["update_seconds"])
+        elapsed, spent = float(state["clock"]["elapsed"]), float(state["clock"]["evaluations"])
+        episode_return = float(state["episode_return"])
+        # every file read and every key checked: now the parts change
+        buffer.load_checkpoint(path / "buffer.npz")
         for name, gen in generators.items():
             gen.bit_generator.state = probes[name].bit_generator.state
         agent(agent_state)
-        saved = state["result"]
         for name in _RESULT_LISTS:
-            getattr(result, name)[:] = saved[name]
-        result.updates = int(saved["updates"])
-        result.update_seconds = float(saved["update_seconds"])
-        clock.start = time.perf_counter() - float(state["clock"]["elapsed"])
-        clock.spent = float(state["clock"]["evaluations"])
+            getattr(result, name)[:] = lists[name]
+        result.updates, result.update_seconds = updates, update_seconds
+        clock.start = time.perf_counter() - elapsed
+        clock.spent = spent
         self._last = time.perf_counter()
-        return LoopState(step=step, episode_return=float(state["episode_return"]), actions=actions, obs=obs)
+        return LoopState(step=step, episode_return=episode_return, actions=actions, obs=obs)
 
     def discard(self) -> None:
-        """Remove the checkpoints (laber's own names in ``directory``; the directory itself when left empty)."""
+        """Remove the checkpoints and the marker (laber's own names only; ``directory`` itself when left empty)."""
+        if not self._is_mine():
+            return
         for name in (STATE_DIR, OLD_DIR):
-            if (self.directory / name).is_dir():
-                shutil.rmtree(self.directory / name)
-        for leftover in self.directory.glob(f"{TMP_PREFIX}*"):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-        if self.directory.is_dir() and not any(self.directory.iterdir()):
+            self._remove(self.directory / name)
+        self._remove_leftovers()
+        (self.directory / MARKER).unlink()
+        if not any(self.directory.iterdir()):
             self.directory.rmdir()
+
+
+def _versions(torch: Any) -> dict[str, str]:
+    from laber import __version__
+
+    return {"laber": __version__, "torch": str(torch.__version__), "numpy": np.__version__}
+
+
+def _show_versions(versions: object) -> str:
+    if not isinstance(versions, dict):
+        return repr(versions)
+    return ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+
+
+@contextlib.contextmanager
+def _durable(path: Path) -> Iterator[IO[bytes]]:
+    """A new file at ``path`` for writing, flushed to disk (``fsync``) when the block ends."""
+    with path.open("xb") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _json_default(obj: object) -> object:
@@ -314,7 +409,7 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _jsonable(value: object) -> object:
+def _jsonable(value: object) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
 
 

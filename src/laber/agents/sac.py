@@ -409,7 +409,7 @@ def train_sac(
             "laber": agent.laber_rng,
             "action_space": env.action_space.np_random,
         }
-        actions = np.zeros((config.steps, n_act), dtype=np.float32)
+        actions = np.zeros((config.steps, n_act), dtype=env.action_space.dtype)  # replayed exactly as taken
 
         def load_agent(state: dict[str, Any]) -> None:
             agent.load_state(state)
@@ -442,8 +442,8 @@ def train_sac(
             evaluate.start += time.perf_counter() - t0  # the replay is not training time
             episode_return = resumed.episode_return
             first = resumed.step + 1
-            if on_progress is not None:
-                on_progress(resumed.step)
+            if on_progress is not None:  # what the interrupted attempt reported: every 1,000 steps
+                on_progress(resumed.step - resumed.step % 1000)
         for step in range(first, config.steps + 1):
             if step <= config.learning_starts:
                 action = env.action_space.sample()

@@ -322,6 +322,7 @@ def execute(
     def on_eval(step: int, value: float) -> None:
         if writer is not None:
             writer.add_scalar("eval/return", value, step)
+            writer.flush()  # on disk before a checkpoint of this step can be (a resumed run does not repeat it)
         if sink is not None:
             sink.evaluated(key, step, value)
 
