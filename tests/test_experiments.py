@@ -448,6 +448,30 @@ def test_log_display_writes_plain_lines() -> None:
     assert format_duration(3725) == "1:02:05" and format_duration(float("nan")) == "?"
 
 
+def test_a_resumed_run_counts_as_done_but_not_in_the_rate() -> None:
+    stream, clock = io.StringIO(), _Clock()
+    log = LogDisplay("compare X", runs=2, steps_per_run=100, jobs=1, stream=stream, interval=30, clock=clock)
+    log.start(("uniform", 0))
+    log.resumed(("uniform", 0), 60)  # 60 steps done by an interrupted attempt
+    clock.now = 40.0
+    log.advance(("uniform", 0), 40)  # 40 steps in 40 s: 100 steps to go at 1 step/s
+    lines = stream.getvalue().splitlines()
+    assert lines[-2] == "compare X: uniform seed 0 resumed at step 60"
+    assert lines[-1].startswith("compare X: 50% (100/200 steps), 0/2 runs done, 0:40 elapsed, eta 1:40")
+    term = _Terminal()
+    bars = open_display("compare X", runs=2, steps_per_run=100, jobs=1, stream=term)
+    bars.start(("per", 1))
+    bars.resumed(("per", 1), 60)
+    assert isinstance(bars, BarDisplay)
+    assert "60/100" in term.getvalue() and "60.0/200" in term.getvalue()  # the run's bar and the overall one
+    bars.close()
+    import queue
+
+    events: queue.Queue[Any] = queue.Queue()
+    QueueReporter(events).resumed(("per", 1), 7)
+    assert events.get_nowait() == ("resumed", ("per", 1), 7)
+
+
 def test_display_is_bars_on_a_terminal_only() -> None:
     assert isinstance(open_display("t", runs=2, steps_per_run=10, stream=io.StringIO()), LogDisplay)
     assert isinstance(open_display("t", runs=2, steps_per_run=10, stream=_Terminal(), bars=False), LogDisplay)

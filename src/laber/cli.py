@@ -512,8 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compare(parser, args)
     except KeyboardInterrupt:  # Ctrl-C: no traceback; the progress display has been closed on the way out
         sys.stderr.write(
-            f"\nlaber {args.command}: interrupted; finished runs are kept and an unfinished run's .partial "
-            "directory is replaced by its next attempt (re-run the same command to resume)\n"
+            f"\nlaber {args.command}: interrupted; finished runs are kept, and an unfinished run continues from its "
+            "last checkpoint in its .partial directory (re-run the same command to resume; with --no-checkpoints "
+            "it starts afresh)\n"
         )
         return 130
 

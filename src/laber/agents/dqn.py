@@ -1124,6 +1124,7 @@ def train(
     on_snapshot: Callable[[int, Any, Any, Any], None] | None = None,
     snapshot_steps: Collection[int] = (),
     checkpoints: RunCheckpoints | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train the reference DQN for ``config.steps`` environment steps and return its evaluation curve.
 
@@ -1147,8 +1148,9 @@ def train(
     nothing from the buffer's generator (read rows with ``get_all_transitions()``), or the run changes.
 
     ``checkpoints`` (``laber.agents.resume.RunCheckpoints``): when it holds a checkpoint of this config the run
-    continues from it (the environment replayed through the saved actions; ``on_progress`` first gets the steps
-    already done, and the evaluations before the checkpoint are not reported again), and a new checkpoint is
+    continues from it (the environment replayed through the saved actions; ``on_resume(steps)`` is called once with
+    the steps already done, or ``on_progress`` gets them when there is no ``on_resume``; the evaluations before
+    the checkpoint are not reported again), and a new checkpoint is
     written at each evaluation where one is due. The run is the uninterrupted run (see ``laber.agents.resume``).
     """
     check_trainable(config)
@@ -1211,7 +1213,9 @@ def train(
             evaluate.start += time.perf_counter() - t0  # the replay is not training time
             episode_return = resumed.episode_return
             first = resumed.step + 1
-            if on_progress is not None:
+            if on_resume is not None:
+                on_resume(resumed.step)
+            elif on_progress is not None:
                 on_progress(resumed.step)
         pending = 0
         update = learner.update

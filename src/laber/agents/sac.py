@@ -361,11 +361,13 @@ def train_sac(
     on_eval: Callable[[int, float], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     checkpoints: RunCheckpoints | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train one SAC run; evaluate the deterministic policy (``tanh(mu)``) every ``eval_every`` steps.
 
     ``checkpoints`` (``laber.agents.resume.RunCheckpoints``): continue from its checkpoint of this config, when
-    it holds one (``on_progress`` first gets the steps already done), and write one at each evaluation where
+    it holds one (``on_resume(steps)`` gets the steps already done, or ``on_progress`` the ones it was told of
+    before the interruption when there is no ``on_resume``), and write one at each evaluation where
     one is due; the continued run is the uninterrupted run.
     """
     check_trainable(config)
@@ -442,7 +444,9 @@ def train_sac(
             evaluate.start += time.perf_counter() - t0  # the replay is not training time
             episode_return = resumed.episode_return
             first = resumed.step + 1
-            if on_progress is not None:  # what the interrupted attempt reported: every 1,000 steps
+            if on_resume is not None:
+                on_resume(resumed.step - resumed.step % 1000)  # in on_progress's units: every 1,000 steps
+            elif on_progress is not None:
                 on_progress(resumed.step - resumed.step % 1000)
         for step in range(first, config.steps + 1):
             if step <= config.learning_starts:

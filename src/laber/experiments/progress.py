@@ -64,6 +64,11 @@ class Reporter(Protocol):
 
     def advance(self, key: RunKey, steps: int) -> None: ...
 
+    def resumed(self, key: RunKey, steps: int) -> None:
+        """The run continues from a checkpoint at step ``steps``: they count as done, but not as done now (rates
+        and estimated times leave them out)."""
+        ...
+
     def evaluated(self, key: RunKey, step: int, value: float) -> None: ...
 
     def finish(self, key: RunKey) -> None: ...
@@ -89,6 +94,9 @@ class QueueReporter:
     def advance(self, key: RunKey, steps: int) -> None:
         self._events.put(("advance", key, int(steps)))
 
+    def resumed(self, key: RunKey, steps: int) -> None:
+        self._events.put(("resumed", key, int(steps)))
+
     def evaluated(self, key: RunKey, step: int, value: float) -> None:
         self._events.put(("evaluated", key, int(step), float(value)))
 
@@ -103,6 +111,8 @@ def dispatch(display: Reporter, event: tuple[Any, ...]) -> None:
         display.start(key)
     elif kind == "advance":
         display.advance(key, int(event[2]))
+    elif kind == "resumed":
+        display.resumed(key, int(event[2]))
     elif kind == "evaluated":
         display.evaluated(key, int(event[2]), float(event[3]))
     elif kind == "finish":
@@ -142,6 +152,7 @@ class _Tracker:
         self.active: dict[RunKey, _Run] = {}
         self.finished: set[RunKey] = set()
         self.steps_done = 0
+        self.resumed_steps = 0  # done before this display began (runs continued from checkpoints)
 
     def start(self, key: RunKey) -> _Run | None:
         if key in self.finished or key in self.active:
@@ -160,6 +171,12 @@ class _Tracker:
         self.steps_done += steps
         return steps
 
+    def resume(self, key: RunKey, steps: int) -> int:
+        """A run continued at step ``steps``: counted as done, left out of the rate; returns the steps added."""
+        added = self.advance(key, steps)
+        self.resumed_steps += added
+        return added
+
     def finish(self, key: RunKey) -> tuple[_Run | None, int]:
         """The finished run (None when it never reported its start) and the steps it still owed the total."""
         if key in self.finished:
@@ -172,9 +189,10 @@ class _Tracker:
 
     def eta(self) -> float:
         elapsed = self.clock() - self.began
-        if self.steps_done <= 0:
+        done_now = self.steps_done - self.resumed_steps
+        if done_now <= 0:
             return float("nan")
-        return elapsed * (self.total - self.steps_done) / self.steps_done
+        return elapsed * (self.total - self.steps_done) / done_now
 
 
 class LogDisplay:
@@ -224,6 +242,10 @@ class LogDisplay:
     def advance(self, key: RunKey, steps: int) -> None:
         self._t.advance(key, steps)
         self.poll()
+
+    def resumed(self, key: RunKey, steps: int) -> None:
+        if self._t.resume(key, steps):
+            self._line(f"{_label(key) + ' ' if self._t.runs > 1 else ''}resumed at step {steps}")
 
     def evaluated(self, key: RunKey, step: int, value: float) -> None:
         run = self._t.active.get(key)
@@ -348,6 +370,21 @@ class BarDisplay:
             self._lines[slot].update(added)
         if self._overall is not None:
             self._overall.update(added)
+        self.poll()
+
+    def resumed(self, key: RunKey, steps: int) -> None:
+        added = self._t.resume(key, steps)
+        if not added:
+            return
+        slot = self._slot.get(key)
+        bars = ([self._lines[slot]] if slot is not None else []) + (
+            [self._overall] if self._overall is not None else []
+        )
+        for bar in bars:  # moved forward without a rate: tqdm's rate counts from `initial` and the last print
+            bar.n += added
+            bar.initial += added
+            bar.last_print_n += added
+            bar.refresh()
         self.poll()
 
     def evaluated(self, key: RunKey, step: int, value: float) -> None:

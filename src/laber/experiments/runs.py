@@ -343,6 +343,7 @@ def execute(
                     config,
                     on_eval=on_eval,
                     on_progress=on_progress if sink is not None else None,
+                    on_resume=(lambda steps: sink.resumed(key, steps)) if sink is not None else None,
                     checkpoints=checkpoints,
                 )
                 break
