@@ -445,3 +445,15 @@ def test_progress_counts_every_step_once_across_a_resume(tmp_path: Path) -> None
     _killed_at(dconf, tmp_path / "d", 300)
     dqn.train(dconf, on_progress=dseen.append, progress_every=100, checkpoints=RunCheckpoints(tmp_path / "d", dconf))
     assert dseen[0] == 150 and sum(dseen) == 450
+
+
+def test_another_numpy_version_still_resumes(tmp_path: Path) -> None:
+    config = _config("uniform", steps=450)
+    ck = tmp_path / "ck"
+    _killed_at(config, ck, 300)
+    state = ck / "state" / "state.json"
+    data = json.loads(state.read_text())
+    data["versions"]["numpy"] = "1.0.0"
+    state.write_text(json.dumps(data))
+    assert RunCheckpoints(ck, config).step() == 150
+    _same(dqn.train(config, checkpoints=RunCheckpoints(ck, config)), dqn.train(config))
