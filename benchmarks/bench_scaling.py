@@ -19,6 +19,7 @@ Run: ``python benchmarks/bench_scaling.py`` (several minutes; ``--quick``: 1e3 a
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,18 @@ OPS = {
     "per_update": f"PER update_priorities({B})",
     "add": f"add({B}) to a full buffer",
 }
+FRESH = 16  # priority vectors cycled by the update_priorities timings
+
+
+def _fresh_priorities(convert: Callable[[np.ndarray], Any]) -> Callable[[], Any]:
+    """The next of FRESH priority vectors at each call: every update writes other values than the rows hold. (The
+    same vector again would let a segment tree that stops where a node does not change, as cpprb's does, skip
+    the whole climb: a cost no training run sees.)"""
+    vectors = [convert(v) for v in np.random.default_rng(2).random((FRESH, B))]
+    order = itertools.cycle(vectors)
+    return lambda: next(order)
+
+
 Builder = Callable[[int, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], bool], Fns]
 ROUNDS = 15
 
@@ -71,8 +84,8 @@ def laber_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dic
     prb = PrioritizedReplayBuffer(size, ENV, alpha=0.6, eps=1e-4, rng=0)
     prb.add(priorities=prio, **data)
     idx = np.random.default_rng(1).integers(0, size, B)
-    p_new = np.random.default_rng(2).random(B)
-    return {"per_sample": lambda: prb.sample(B, beta=0.4), "per_update": lambda: prb.update_priorities(idx, p_new)}
+    p_new = _fresh_priorities(lambda v: v)
+    return {"per_sample": lambda: prb.sample(B, beta=0.4), "per_update": lambda: prb.update_priorities(idx, p_new())}
 
 
 def cpprb_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool) -> Fns:
@@ -85,8 +98,8 @@ def cpprb_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dic
     prb = cpprb.PrioritizedReplayBuffer(size, ENV, alpha=0.6, eps=1e-4)
     prb.add(priorities=prio, **data)
     idx = np.random.default_rng(1).integers(0, size, B)
-    p_new = np.random.default_rng(2).random(B)
-    return {"per_sample": lambda: prb.sample(B, beta=0.4), "per_update": lambda: prb.update_priorities(idx, p_new)}
+    p_new = _fresh_priorities(lambda v: v)
+    return {"per_sample": lambda: prb.sample(B, beta=0.4), "per_update": lambda: prb.update_priorities(idx, p_new())}
 
 
 def torchrl_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool) -> Fns:
@@ -107,8 +120,8 @@ def torchrl_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: d
     td["td_error"] = torch.from_numpy(prio)
     prb.extend(td)
     idx = torch.from_numpy(np.random.default_rng(1).integers(0, size, B))
-    p_new = torch.rand(B)
-    return {"per_sample": lambda: prb.sample(), "per_update": lambda: prb.update_priority(idx, p_new)}
+    p_new = _fresh_priorities(lambda v: torch.from_numpy(v.astype(np.float32)))
+    return {"per_sample": lambda: prb.sample(), "per_update": lambda: prb.update_priority(idx, p_new())}
 
 
 def sb3_ops(size: int, data: dict[str, np.ndarray], prio: np.ndarray, new: dict[str, np.ndarray], per: bool) -> Fns:
@@ -158,8 +171,8 @@ def tianshou_ops(
     prb._size, prb._index = size, 0
     prb.update_weight(np.arange(size), prio)
     idx = np.random.default_rng(1).integers(0, size, B)
-    p_new = np.random.default_rng(2).random(B)
-    return {"per_sample": lambda: prb.sample(B), "per_update": lambda: prb.update_weight(idx, p_new)}
+    p_new = _fresh_priorities(lambda v: v)
+    return {"per_sample": lambda: prb.sample(B), "per_update": lambda: prb.update_weight(idx, p_new())}
 
 
 def flashbax_ops(
@@ -206,10 +219,10 @@ def flashbax_ops(
     box["state"] = set_priorities(state, jnp.arange(size), jnp.asarray(prio, jnp.float32))
     per_sample = jax.jit(prb.sample)
     idx = jnp.asarray(np.random.default_rng(1).integers(0, size, B))
-    p_new = jnp.asarray(np.random.default_rng(2).random(B), jnp.float32)
+    p_new = _fresh_priorities(lambda v: jnp.asarray(v, jnp.float32))
 
     def update() -> None:
-        box["state"] = set_priorities(box["state"], idx, p_new)
+        box["state"] = set_priorities(box["state"], idx, p_new())
         jax.block_until_ready(box["state"])
 
     return {"per_sample": lambda: jax.block_until_ready(per_sample(box["state"], key())), "per_update": update}
