@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,7 @@ def _caption(parts: list[str], width: int) -> str:
         else:
             if lines:
                 lines[-1] += ";"
-            lines.append(part)
+            lines.extend(textwrap.wrap(part, width) or [""])  # a part longer than a line: broken between words
     return "\n".join(lines)
 
 
@@ -192,7 +193,7 @@ def write_plot(
     fig, axes = plt.subplots(
         rows,
         cols,
-        figsize=(0.6 + 3.1 * cols, 1.0 + 2.35 * rows),
+        figsize=(max(0.6 + 3.1 * cols, 4.4), 1.0 + 2.35 * rows),  # one panel: still room for the caption
         dpi=120,
         sharex=True,
         sharey=True,
@@ -270,7 +271,8 @@ def write_plot(
         if smooth_window > 1:
             parts.append(f"moving average over {smooth_window} evaluations")
         heading = title or "learning curves: mean evaluation return over seeds"
-        fig.suptitle(f"{heading}\n{_caption(parts, int(fig.get_figwidth() * 14))}", fontsize=9)
+        chars = int(fig.get_figwidth() * 14)
+        fig.suptitle("\n".join([*textwrap.wrap(heading, chars), _caption(parts, chars)]), fontsize=9)
         target = Path(path)
         tmp = target.with_name(target.stem + ".tmp" + target.suffix)
         fig.savefig(tmp)
