@@ -82,6 +82,25 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(arm: str, tmp_path: P
     assert np.all(np.diff(result.eval_train_seconds) >= 0)
 
 
+def _execute_killed_at(config: DQNConfig, out: Path, stop_step: int) -> None:
+    """``execute`` of ``config`` into ``out``, killed at the evaluation of ``stop_step`` (checkpoints at each)."""
+    from laber.experiments.runs import execute
+
+    real = dqn.train
+
+    def stop(*args: Any, **kwargs: Any) -> Any:
+        def on_eval(step: int, value: float) -> None:
+            if step == stop_step:
+                raise Stop
+
+        return real(config, on_eval=on_eval, checkpoints=kwargs["checkpoints"])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dqn, "train", stop)
+        with pytest.raises(Stop):
+            execute(config, out, progress=False, tensorboard=False, checkpoint_seconds=0)
+
+
 @pytest.mark.parametrize("arm", ["uniform", "laber-mean", "per-laber"])
 def test_the_device_path_resumes_too(arm: str, tmp_path: Path) -> None:
     # device_buffer=True runs the device path (buffer and update in torch ops) on the CPU
@@ -100,18 +119,7 @@ def test_a_replay_that_lands_elsewhere_is_a_resume_error_and_execute_starts_afre
     out = tmp_path / "run"
     config = _config("uniform", steps=450)
     real = dqn.train
-
-    def stop(*args: Any, **kwargs: Any) -> Any:
-        def on_eval(step: int, value: float) -> None:
-            if step == 300:
-                raise Stop
-
-        return real(config, on_eval=on_eval, checkpoints=kwargs["checkpoints"])
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dqn, "train", stop)
-        with pytest.raises(Stop):
-            execute(config, out, progress=False, tensorboard=False, checkpoint_seconds=0)
+    _execute_killed_at(config, out, 300)
     state = tmp_path / "run.partial" / "resume" / "state"
     obs = np.load(state / "obs.npy")
     np.save(state / "obs.npy", obs + 1.0)  # not where the replay lands
@@ -332,19 +340,7 @@ def test_execute_starts_afresh_when_the_checkpoint_is_of_another_config(
 
     out = tmp_path / "run"
     config = _config("uniform", steps=450)
-    real = dqn.train
-
-    def stop(*args: Any, **kwargs: Any) -> Any:
-        def on_eval(step: int, value: float) -> None:
-            if step == 300:
-                raise Stop
-
-        return real(config, on_eval=on_eval, checkpoints=kwargs["checkpoints"])
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dqn, "train", stop)
-        with pytest.raises(Stop):
-            execute(config, out, progress=False, tensorboard=False, checkpoint_seconds=0)
+    _execute_killed_at(config, out, 300)
     assert (tmp_path / "run.partial" / "resume" / "state").is_dir()
     other = _config("uniform", steps=450, lr=5e-4)
     execute(other, out, progress=False, tensorboard=False)

@@ -244,7 +244,7 @@ def _create_temporary(target: Path) -> tuple[int, str]:
     raise FileExistsError(f"could not create a temporary file next to {str(target)!r}")
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Make a rename in ``directory`` durable where the platform allows it."""
     try:
         fd = os.open(str(directory), os.O_RDONLY)
@@ -324,7 +324,7 @@ def write_atomically(target: Path, write: Callable[[IO[bytes]], object]) -> None
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE.discard(tmp)
-    _fsync_directory(target.parent)
+    fsync_directory(target.parent)
 
 
 # ============================================================================================================ loading

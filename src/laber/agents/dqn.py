@@ -1187,12 +1187,8 @@ def train(
 
         evaluate = TimedEvaluations(result, start, lambda: _evaluate(learner, eval_envs, eval_rng), on_eval)
 
-        def load_agent(state: dict[str, Any]) -> None:
-            learner.load_state(state)
-            torch.set_rng_state(state["torch_rng"])
-
         resumed = (
-            checkpoints.restore(result, evaluate, agent=load_agent, generators=generators, buffer=buffer)
+            checkpoints.restore(result, evaluate, agent=learner.load_state, generators=generators, buffer=buffer)
             if checkpoints is not None
             else None
         )
@@ -1259,7 +1255,7 @@ def train(
                     LoopState(step=step, episode_return=episode_return, actions=actions, obs=np.asarray(obs)),
                     result,
                     evaluate,
-                    agent={**learner.state(), "torch_rng": torch.get_rng_state()},
+                    agent=learner.state(),
                     generators=generators,
                     buffer=buffer,
                 )

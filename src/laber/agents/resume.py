@@ -17,7 +17,8 @@ A checkpoint is a directory ``<directory>/state`` of five files, numpy and JSON 
   checkpoint);
 * ``actions.npy``: every action taken so far, in order, and ``obs.npy``, the observation the next step acts on
   (both read with ``allow_pickle=False``);
-* ``agent.pt``: the networks' and optimisers' state dicts and the torch generators' states, read back with
+* ``agent.pt``: the networks' and optimisers' state dicts, the torch generators' states and torch's own CPU
+  generator state, read back with
   ``torch.load(weights_only=True)`` (tensors and plain containers only: loading runs no code);
 * ``buffer.npz``: the replay buffer's own checkpoint (:mod:`laber.checkpoint`: rows, links, priorities, rng).
 
@@ -54,12 +55,14 @@ import numpy as np
 
 from laber._optional import require
 from laber.agents.results import RunResult, TimedEvaluations
+from laber.checkpoint import fsync_directory
 
 __all__ = ["FORMAT", "LoopState", "ResumeError", "RunCheckpoints", "check_checkpointable", "replay_env"]
 
 FORMAT = "laber-run-checkpoint"
 VERSION = 1
 MARKER = ".laber-checkpoints"
+TORCH_RNG = "torch_rng"  # agent.pt's key for torch's CPU generator state, beside the agent's own keys
 STATE_DIR = "state"
 OLD_DIR = "state.old"
 TMP_PREFIX = "state.tmp-"
@@ -227,18 +230,18 @@ class RunCheckpoints:
         with _durable(tmp / "obs.npy") as fh:
             np.save(fh, np.asarray(loop.obs), allow_pickle=False)
         with _durable(tmp / "agent.pt") as fh:
-            torch.save(dict(agent), fh)
+            torch.save({**agent, TORCH_RNG: torch.get_rng_state()}, fh)
         buffer.save_checkpoint(tmp / "buffer.npz")  # flushed to disk by laber.checkpoint
         with _durable(tmp / "state.json") as fh:
             fh.write((json.dumps(state, default=_json_default) + "\n").encode())
-        _fsync_dir(tmp)
+        fsync_directory(tmp)
         final, old = self.directory / STATE_DIR, self.directory / OLD_DIR
         if final.is_dir():
             self._remove(old)  # stale: final is complete
             os.replace(final, old)
         # else a save was killed between its renames: old is the only complete checkpoint until tmp is in place
         os.replace(tmp, final)
-        _fsync_dir(self.directory)
+        fsync_directory(self.directory)
         self._remove(old)
         now = time.perf_counter()
         clock.start += now - t0  # the write is not training time
@@ -337,6 +340,9 @@ class RunCheckpoints:
         actions = np.load(path / "actions.npy", allow_pickle=False)
         obs = np.load(path / "obs.npy", allow_pickle=False)
         agent_state = torch.load(path / "agent.pt", weights_only=True)
+        if not isinstance(agent_state, dict) or TORCH_RNG not in agent_state:
+            raise ResumeError(f"{str(path)!r}: agent.pt holds no agent state")
+        torch_rng = agent_state.pop(TORCH_RNG)
         if not (path / "buffer.npz").is_file():
             raise ResumeError(f"{str(path)!r}: no buffer.npz")
         step = state["step"]
@@ -360,6 +366,7 @@ class RunCheckpoints:
         for name, gen in generators.items():
             gen.bit_generator.state = probes[name].bit_generator.state
         agent(agent_state)
+        torch.set_rng_state(torch_rng)
         for name in _RESULT_LISTS:
             getattr(result, name)[:] = lists[name]
         result.updates, result.update_seconds = updates, update_seconds
@@ -413,16 +420,3 @@ def _json_default(obj: object) -> object:
 
 def _jsonable(value: object) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -413,12 +413,8 @@ def train_sac(
         }
         actions = np.zeros((config.steps, n_act), dtype=env.action_space.dtype)  # replayed exactly as taken
 
-        def load_agent(state: dict[str, Any]) -> None:
-            agent.load_state(state)
-            torch.set_rng_state(state["torch_rng"])
-
         resumed = (
-            checkpoints.restore(result, evaluate, agent=load_agent, generators=generators, buffer=buffer)
+            checkpoints.restore(result, evaluate, agent=agent.load_state, generators=generators, buffer=buffer)
             if checkpoints is not None
             else None
         )
@@ -477,7 +473,7 @@ def train_sac(
                         LoopState(step=step, episode_return=episode_return, actions=actions, obs=np.asarray(obs)),
                         result,
                         evaluate,
-                        agent={**agent.state(), "torch_rng": torch.get_rng_state()},
+                        agent=agent.state(),
                         generators=generators,
                         buffer=buffer,
                     )
