@@ -157,14 +157,7 @@ def test_networks_buffer_and_generators_match_after_resume(tmp_path: Path) -> No
         ref[f"rows{len(ref)}"] = buffer.get_all_transitions()
 
     dqn.train(config, on_snapshot=ref_snapshot, snapshot_steps=[600])
-    ck = RunCheckpoints(tmp_path / "ck", config, every_seconds=0)
-
-    def stop(step: int, value: float) -> None:
-        if step == 450:
-            raise Stop
-
-    with pytest.raises(Stop):
-        dqn.train(config, on_eval=stop, checkpoints=ck)
+    _killed_at(config, tmp_path / "ck", 450)
     dqn.train(config, on_snapshot=snapshot, snapshot_steps=[600], checkpoints=RunCheckpoints(tmp_path / "ck", config))
     for k, v in ref["online0"].items():
         assert torch.equal(v, seen["online0"][k]), k
@@ -174,14 +167,7 @@ def test_networks_buffer_and_generators_match_after_resume(tmp_path: Path) -> No
 
 def test_a_checkpoint_of_another_config_is_refused_and_left_alone(tmp_path: Path) -> None:
     config = _config("uniform", steps=450)
-    ck = RunCheckpoints(tmp_path / "ck", config, every_seconds=0)
-
-    def stop(step: int, value: float) -> None:
-        if step == 300:
-            raise Stop
-
-    with pytest.raises(Stop):
-        dqn.train(config, on_eval=stop, checkpoints=ck)
+    _killed_at(config, tmp_path / "ck", 300)
     before = sorted(p.name for p in (tmp_path / "ck" / "state").iterdir())
     other = _config("uniform", steps=450, lr=5e-4)
     with pytest.raises(ResumeError, match="'lr'"):
@@ -193,13 +179,7 @@ def test_a_checkpoint_of_another_config_is_refused_and_left_alone(tmp_path: Path
 
 def test_a_damaged_checkpoint_is_a_resume_error(tmp_path: Path) -> None:
     config = _config("uniform", steps=450)
-
-    def stop(step: int, value: float) -> None:
-        if step == 300:
-            raise Stop
-
-    with pytest.raises(Stop):
-        dqn.train(config, on_eval=stop, checkpoints=RunCheckpoints(tmp_path / "ck", config, every_seconds=0))
+    _killed_at(config, tmp_path / "ck", 300)
     state = tmp_path / "ck" / "state" / "state.json"
     data = json.loads(state.read_text())
     data["step"] = 151
@@ -213,13 +193,7 @@ def test_a_damaged_checkpoint_is_a_resume_error(tmp_path: Path) -> None:
 
 def test_a_kill_between_the_renames_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     config = _config("uniform", steps=450)
-
-    def stop(step: int, value: float) -> None:
-        if step == 300:
-            raise Stop
-
-    with pytest.raises(Stop):
-        dqn.train(config, on_eval=stop, checkpoints=RunCheckpoints(tmp_path / "ck", config, every_seconds=0))
+    _killed_at(config, tmp_path / "ck", 300)
     ck = tmp_path / "ck"
     (ck / "state").rename(ck / "state.old")  # killed after moving the previous one aside
     (ck / "state.tmp-999").mkdir()  # and a killed save's temporary
