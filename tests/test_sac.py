@@ -144,6 +144,51 @@ def test_laber_gives_each_critic_its_own_sub_batch(monkeypatch: pytest.MonkeyPat
     np.testing.assert_array_equal(actor_calls[0].numpy(), rows["obs"][:b])  # the actor: a uniform B-subset
 
 
+def test_actor_step_trains_the_actor_only_and_targets_follow_polyak() -> None:
+    """The actor's loss reaches the critics' parameters not at all (they are frozen while it backpropagates to the
+    actions), the actor's gradient is the plain autograd gradient of ``L_pi``, and the targets move by
+    ``theta' <- theta' + tau (theta - theta')``."""
+    config = short("uniform")
+    seeds = np.random.SeedSequence(3).spawn(7)
+    agent = sac._SAC(config, 3, 2, np.array([-1.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32), seeds)
+    obs = torch.as_tensor(np.random.default_rng(1).normal(size=(17, 3)).astype(np.float32))
+    # the reference gradient, from a copy of the policy generator's state (the step draws the same noise)
+    state = agent.generator.get_state()
+    act, logp = agent.actor.sample(obs, agent.generator)
+    q1, q2 = agent.critics.values(agent.critics.q, obs, act)
+    loss = (agent.log_alpha.exp().detach() * logp - torch.minimum(q1, q2)).mean()
+    expected = torch.autograd.grad(loss, list(agent.actor.net.parameters()))
+    agent.generator.set_state(state)
+    for q in agent.critics.q:
+        q.zero_grad(set_to_none=True)
+    before = [p.detach().clone() for p in agent.actor.net.parameters()]
+    grads: list[Any] = []
+    real_step = agent.opt_actor.step
+
+    def record_step() -> None:
+        grads.extend(p.grad.clone() for p in agent.actor.net.parameters())
+        real_step()
+
+    agent.opt_actor.step = record_step
+    agent.actor_step(obs)
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    assert all(p.grad is None for q in agent.critics.q for p in q.parameters())
+    assert all(p.requires_grad for q in agent.critics.q for p in q.parameters())  # unfrozen afterwards
+    assert any(not torch.equal(b, p) for b, p in zip(before, agent.actor.net.parameters(), strict=True))
+
+    with torch.no_grad():
+        for q in agent.critics.q:
+            for p in q.parameters():
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    online = [p.detach().clone() for q in agent.critics.q for p in q.parameters()]
+    old = [p.detach().clone() for t in agent.critics.target for p in t.parameters()]
+    agent.critics.update_targets(0.3)
+    new = [p.detach() for t in agent.critics.target for p in t.parameters()]
+    for n, o, w in zip(new, old, online, strict=True):
+        torch.testing.assert_close(n, o + 0.3 * (w - o), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("settings", "match"),
     [
