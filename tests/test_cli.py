@@ -21,7 +21,7 @@ SHORT = [
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        ([], "the following arguments are required: {run,compare,report,aggregate,variance}"),
+        ([], "the following arguments are required: {run,compare,report,aggregate,cost,variance}"),
         (["fly"], "invalid choice: 'fly'"),
         (["run", "--arm", "greedy"], "argument --arm: unknown arm 'greedy'"),
         (["run", "--steps", "0"], "argument --steps: must be a positive integer, got '0'"),

@@ -9,6 +9,8 @@
 #   docs/results/NAME/summary.json, NAME.png   the summary and the curves of every finished run
 #   docs/results/NAME.md                       docs/results/NAME/notes.md (hand-written: what the campaign is, its
 #                                              caveats), then the generated summary
+#   docs/results/NAME/run-dirs/costs.json      when measured (`laber cost docs/results/NAME/run-dirs`): the arms'
+#                                              matched-load costs, which the equal-time comparisons then use
 # On a fresh clone the committed run directories are copied to runs/NAME first. Environment: LABER (the laber
 # command, default .venv/bin/laber), JOBS (runs at a time, default 2), OUT (default runs/NAME).
 # PUBLISH_ONLY=1 skips the training and publishes the finished runs only; with it, KEEP_UNFINISHED=1 also keeps
@@ -31,6 +33,10 @@ KEEP=$DEST/run-dirs
 if [ ! -e "$OUT" ] && [ -d "$KEEP" ]; then
   mkdir -p "$(dirname "$OUT")"
   cp -a "$KEEP" "$OUT"
+fi
+# costs.json (`laber cost`: matched-load costs for the equal-time comparisons) travels both ways, the newer copy winning
+if [ -f "$KEEP/costs.json" ] && [ -d "$OUT" ]; then
+  cp -u "$KEEP/costs.json" "$OUT/"
 fi
 if [ "${PUBLISH_ONLY:-0}" != 1 ]; then
   "$LABER" compare "$@" --jobs "$JOBS" --no-progress --no-tensorboard --out "$OUT"
@@ -63,6 +69,9 @@ if [ "${KEEP_UNFINISHED:-0}" = 1 ]; then
   done
 fi
 cp "$OUT/compare.json" "$OUT/.laber-run" "$KEEP/"
+if [ -f "$OUT/costs.json" ]; then
+  cp -u "$OUT/costs.json" "$KEEP/"
+fi
 [ "${reported:-1}" = 1 ] || exit 0
 cp "$OUT/curves.png" "docs/results/$NAME.png"
 cp "$OUT/summary.json" "$DEST/summary.json"

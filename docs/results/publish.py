@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from laber.experiments.aggregate import Estimate
-from laber.experiments.report import equal_time_horizon, load_compare, robust_aggregate, summarize
+from laber.experiments.costs import load_costs
+from laber.experiments.report import apply_costs, equal_time_horizon, load_compare, robust_aggregate, summarize
 from laber.experiments.runs import finished_runs
 from laber.experiments.stats import MIN_SEEDS_FOR_CI
 from laber.experiments.tasks import aggregate_tasks, load_task
@@ -76,14 +77,21 @@ def _cell(est: Estimate | None, digits: int, enough: bool) -> str:
 
 def _task_table(task: str) -> list[str]:
     runs, config = load_compare(_run_dirs(task))
-    summaries = summarize(runs)
+    found = load_costs(_run_dirs(task))
+    summaries, note = apply_costs(summarize(runs), found, config)
+    costs = found if note is None else None
     robust = robust_aggregate(summaries)
     horizon = equal_time_horizon(summaries)
     base = next((s for s in summaries if s.arm == "uniform"), None)
     steps = int(config["steps"])
+    basis = (
+        " (modelled from matched-load costs, `laber cost`); time per update: matched load"
+        if costs is not None
+        else " (as the runs measured it); time per update: inside the runs"
+    )
     lines = [
         f"**{task}** ({config['env_id']}, {steps:,} steps per run; [full summary](docs/results/{task}.md), "
-        f"[curves](docs/results/{task}.png)). Equal time: the first {horizon:.0f} s of training."
+        f"[curves](docs/results/{task}.png)). Equal time: the first {horizon:.0f} s of training{basis}."
         if horizon is not None
         else f"**{task}** ({config['env_id']}, {steps:,} steps per run; [full summary](docs/results/{task}.md)).",
         "",
@@ -94,7 +102,10 @@ def _task_table(task: str) -> list[str]:
         r = robust[s.arm]
         alone = len(s.seeds) >= MIN_SEEDS_FOR_CI
         both = alone and base is not None and len(base.seeds) >= MIN_SEEDS_FOR_CI
-        ratio = f"{s.seconds_per_update / base.seconds_per_update:.2f}x" if base is not None else "-"
+        if costs is not None:
+            ratio = f"{costs.ratio(s.arm):.2f}x" if base is not None else "-"
+        else:
+            ratio = f"{s.seconds_per_update / base.seconds_per_update:.2f}x" if base is not None else "-"
         cells = [
             s.arm,
             str(len(s.seeds)),
@@ -135,8 +146,9 @@ def render() -> str:
         "",
         "IQM: interquartile mean over seeds; P(> uniform): the probability that a run of the arm beats a run of "
         "uniform (0.5: neither is better); brackets: 95% stratified-bootstrap intervals, shown from 5 seeds on; "
-        "time per update: measured inside the runs, relative to uniform's (runs shared the machine: see each "
-        "summary's caveats).",
+        "time per update: relative to uniform's, under matched load where the campaign has a `laber cost` table "
+        "(interleaved timing runs of every arm; the runs' own clocks carry whatever else shared the machine), "
+        "else as measured inside the runs; equal time uses the same clock.",
         "",
     ]
     for campaign in CAMPAIGNS:

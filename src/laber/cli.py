@@ -37,6 +37,7 @@ examples:
   laber compare --env CartPole-v1 --arms uniform,per,laber-mean --seeds 5 --steps 50000 --jobs 2 --out runs/X
   laber report --out runs/X --smooth 3
   laber aggregate runs/X runs/Y --out runs/XY
+  laber cost runs/X --reps 5
   laber variance --env CartPole-v1 --arm uniform --snapshots 3000,10000,30000 --m 1,2,4,8 --out runs/V
 
 'laber COMMAND --help' lists the options of each command, with their defaults."""
@@ -278,7 +279,7 @@ def _add_common(parser: argparse.ArgumentParser, skip: frozenset[str] = frozense
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``laber`` argument parser (``run``, ``compare``, ``report``, ``aggregate`` and ``variance``)."""
+    """The ``laber`` argument parser (``run``, ``compare``, ``report``, ``aggregate``, ``cost`` and ``variance``)."""
     return _build()[0]
 
 
@@ -290,7 +291,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         prog="laber", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_HelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"laber {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report,aggregate,variance}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,compare,report,aggregate,cost,variance}")
     arms = ", ".join(_ARMS)
 
     run = sub.add_parser(
@@ -375,6 +376,27 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         required=True,
         help="output directory (required): absent, empty, or an earlier laber aggregate's",
     )
+    cost = sub.add_parser(
+        "cost",
+        help="measure a compare's arms' costs side by side, for its comparisons at equal training time",
+        description="Time short runs of every arm of a compare directory with its settings, interleaved (each "
+        "round runs every arm once, in a random order) so that the machine's load falls on every arm alike; "
+        "write costs.json into the directory and re-make its summary when it has one (laber report does so "
+        "from then on): the equal-time comparisons then use the training time these costs model instead of the "
+        "runs' own clocks (laber.experiments.costs). A "
+        "timing run is --learning-starts steps and then --train-steps steps with updates; evaluations are "
+        "left out of its time.",
+        formatter_class=_HelpFormatter,
+    )
+    cost.add_argument("dir", type=_out_dir, metavar="DIR", help="a compare directory")
+    cost.add_argument(
+        "--arms", type=_arm_list, default=None, metavar="ARMS", help="comma-separated arms (default: the compare's)"
+    )
+    cost.add_argument(
+        "--train-steps", type=_positive_int, default=2000, metavar="N", help="steps with updates per timing run"
+    )
+    cost.add_argument("--reps", type=_positive_int, default=5, metavar="R", help="rounds (timing runs per arm)")
+    cost.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the rounds' orders")
     var = sub.add_parser(
         "variance",
         help="train one run, snapshot it, and measure its gradient estimators' bias and variance",
@@ -402,7 +424,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     var.add_argument("--measure-seed", type=_nonnegative_int, default=0, help="seed of the measurement's draws")
     var.add_argument("--out", type=_out_dir, required=True, help="output directory (required)")
     var.epilog = "--steps defaults to the last snapshot."
-    return parser, {"run": run, "compare": cmp_, "report": rep, "aggregate": agg, "variance": var}
+    return parser, {"run": run, "compare": cmp_, "report": rep, "aggregate": agg, "cost": cost, "variance": var}
 
 
 def _sac_config(parser: argparse.ArgumentParser, args: argparse.Namespace, **extra: Any) -> Any:
@@ -505,6 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(parser, args)
         if args.command == "aggregate":
             return _aggregate(parser, args)
+        if args.command == "cost":
+            return _cost(parser, args)
         if args.command == "run":
             return _run(parser, args)
         if args.command == "variance":
@@ -537,6 +561,56 @@ def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         seeds[arm] = seeds.get(arm, 0) + 1
     counts = ", ".join(f"{arm} {n}" for arm, n in seeds.items())
     print(f"wrote {plot} and {summary} from {sum(seeds.values())} finished runs (seeds per arm: {counts})")
+    return 0
+
+
+def _cost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from laber.experiments.costs import COSTS_FILE, config_of_compare, measure_costs
+    from laber.experiments.runs import is_laber_dir
+
+    if not (args.dir / "compare.json").is_file() or not is_laber_dir(args.dir):
+        parser.error(f"argument DIR: {str(args.dir)!r} is not a laber compare (no compare.json and .laber-run)")
+    _require_or_usage(parser, "torch", "laber cost")
+    try:
+        config, recorded = config_of_compare(args.dir)
+    except ValueError as exc:
+        parser.error(f"argument DIR: {exc}")
+    if config.env_id.startswith("MinAtar/"):
+        _require_or_usage(parser, "minatar.gym", "MinAtar environments")
+    arms = args.arms if args.arms is not None else recorded
+    print(
+        f"timing {len(arms)} arms x {args.reps} rounds on {config.env_id}: {config.learning_starts:,} steps before "
+        f"learning starts, then {args.train_steps:,} with updates",
+        flush=True,
+    )
+
+    def show(k: int, arm: str, c: Any) -> None:
+        print(
+            f"  round {k + 1}/{args.reps} {arm}: {c.update[0] * 1e3:.3f} ms / update, "
+            f"{c.train_step[0] * 1e3:.3f} ms / step after learning starts",
+            flush=True,
+        )
+
+    try:
+        table = measure_costs(config, arms, train_steps=args.train_steps, reps=args.reps, rng=args.seed, on_run=show)
+    except ValueError as exc:
+        parser.error(str(exc))
+    path = table.save(args.dir / COSTS_FILE)
+    base = "uniform" if "uniform" in table.arms else None
+    print("arm | ms / update (median, range) | ms / step after learning starts | vs uniform")
+    for arm, c in table.arms.items():
+        ratio = f"{table.ratio(arm):.2f}x" if base else "-"
+        print(
+            f"{arm} | {c.update_seconds * 1e3:.3f} ({min(c.update) * 1e3:.3f}-{max(c.update) * 1e3:.3f}) | "
+            f"{c.train_seconds * 1e3:.3f} | {ratio}"
+        )
+    print(f"wrote {path}")
+    from laber.experiments.report import SUMMARY_FILE, write_report
+
+    if (args.dir / SUMMARY_FILE).is_file():  # a compare's output directory: its summary now uses the costs
+        _require_or_usage(parser, "matplotlib", "the compare's plot")
+        plot, summary = write_report(args.dir)
+        print(f"re-made {plot} and {summary}")
     return 0
 
 

@@ -23,7 +23,7 @@ import math
 import os
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from laber._optional import require
 from laber._validation import check_positive_int
 from laber.agents.registry import ALL_ARMS as ARMS
 from laber.experiments.aggregate import Estimate, iqm_estimate, probability_of_improvement
+from laber.experiments.costs import COSTS_FILE, CostTable, load_costs
 from laber.experiments.runs import COMPARE_SETTINGS_FILE, RunRecord, finished_runs, load_run
 from laber.experiments.stats import (
     MIN_SEEDS_FOR_CI,
@@ -46,6 +47,7 @@ from laber.experiments.stats import (
 
 __all__ = [
     "ArmSummary",
+    "apply_costs",
     "load_compare",
     "reference_lines",
     "summarize",
@@ -108,6 +110,22 @@ def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int 
             )
         )
     return out
+
+
+def apply_costs(
+    summaries: list[ArmSummary], costs: CostTable | None, config: dict[str, Any]
+) -> tuple[list[ArmSummary], str | None]:
+    """The summaries with each run's training times replaced by the times ``costs`` models
+    (``laber.experiments.costs``: matched-load costs, the same for every seed of an arm), and None; or the
+    summaries unchanged and why ``costs`` do not apply (other settings than ``config``, an arm not measured).
+    Without ``costs``: unchanged, and None."""
+    if costs is None:
+        return summaries, None
+    reason = costs.covers(config, [s.arm for s in summaries])
+    if reason is not None:
+        return summaries, reason
+    out = [replace(s, times=np.repeat(costs.times(s.arm, s.steps)[None, :], len(s.seeds), axis=0)) for s in summaries]
+    return out, None
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -342,7 +360,22 @@ def robust_aggregate(
     return out
 
 
-def _robust_markdown(summaries: list[ArmSummary]) -> list[str]:
+def _time_basis(costs: CostTable | None) -> str:
+    """How the equal-time comparisons measured training time."""
+    if costs is None:
+        return (
+            "training time as each run measured it (evaluations excluded; runs that shared the machine with "
+            "other work carry that load)"
+        )
+    return (
+        f"training time modelled from matched-load costs ({COSTS_FILE}, `laber cost`: {costs.reps} interleaved "
+        f"rounds of timing runs of every arm, {costs.learning_starts:,} steps before learning starts and "
+        f"{costs.train_steps:,} after; an arm's time at step s is pre x min(s, L) + train_arm x max(s - L, 0)), "
+        "not the runs' own clocks"
+    )
+
+
+def _robust_markdown(summaries: list[ArmSummary], costs: CostTable | None = None) -> list[str]:
     robust = robust_aggregate(summaries)
     has_base = any(s.arm == ROBUST_BASELINE for s in summaries)
     horizon = equal_time_horizon(summaries)
@@ -353,9 +386,9 @@ def _robust_markdown(summaries: list[ArmSummary]) -> list[str]:
         "probability that a run of the arm beats a run of uniform (0.5: neither is better), each with a 95% "
         "stratified-bootstrap interval (none below 5 seeds; with fewer than 10 they are wide and under-cover)."
         + (
-            f" Equal time: the mean evaluation return over the first {horizon:.0f} s of training (evaluations "
-            "excluded), the time every run reached, so that arms whose updates cost more are compared at the "
-            "same compute."
+            f" Equal time: the mean evaluation return over the first {horizon:.0f} s of training, the time every "
+            "run reached, so that arms whose updates cost more are compared at the same compute; "
+            f"{_time_basis(costs)}."
             if horizon is not None
             else ""
         ),
@@ -403,7 +436,12 @@ def _agent_text(config: dict[str, Any]) -> str:
 
 
 def _markdown(
-    summaries: list[ArmSummary], env_id: str, config: dict[str, Any], lines_of_env: Sequence[tuple[float, str]]
+    summaries: list[ArmSummary],
+    env_id: str,
+    config: dict[str, Any],
+    lines_of_env: Sequence[tuple[float, str]],
+    costs: CostTable | None = None,
+    costs_note: str | None = None,
 ) -> str:
     base = next((s.seconds_per_update for s in summaries if s.arm == "uniform"), None)
     n_seeds = sorted({len(s.seeds) for s in summaries})
@@ -426,18 +464,29 @@ def _markdown(
         f"the whole run (normalised area under the curve). {brackets} "
         "Time per update: mean wall-clock time of one update measured inside the runs (sampling, priorities, "
         "forward, backward, optimiser step)."
-        + (f" Reference values of {env_id} (gymnasium): {reference}." if reference else ""),
+        + (f" Reference values of {env_id} (gymnasium): {reference}." if reference else "")
+        + (
+            " Matched load: the median time per update of interleaved timing runs of every arm "
+            f"({COSTS_FILE}, `laber cost`), relative to uniform's."
+            if costs is not None
+            else ""
+        )
+        + (f" The directory's {COSTS_FILE} is not used: {costs_note}." if costs_note else ""),
         "",
-        "| arm | seeds | final return | AUC | ms / update | vs uniform |",
-        "|---|---|---|---|---|---|",
+        "| arm | seeds | final return | AUC | ms / update | vs uniform |" + (" matched load |" if costs else ""),
+        "|---|---|---|---|---|---|" + ("---|" if costs else ""),
     ]
     for s in summaries:
         ratio = f"{s.seconds_per_update / base:.2f}x" if base else "-"
+        matched = ""
+        if costs is not None:
+            r = costs.ratio(s.arm)
+            matched = f" {r:.2f}x |" if math.isfinite(r) else " - |"
         lines.append(
             f"| {s.arm} | {len(s.seeds)} | {s.final.format()} | {s.auc.format()} | "
-            f"{s.seconds_per_update * 1e3:.3f} | {ratio} |"
+            f"{s.seconds_per_update * 1e3:.3f} | {ratio} |" + matched
         )
-    lines.extend(_robust_markdown(summaries))
+    lines.extend(_robust_markdown(summaries, costs))
     lines.append("")
     return "\n".join(lines)
 
@@ -449,22 +498,27 @@ def write_summary(
     env_id: str,
     config: dict[str, Any],
     lines: Sequence[tuple[float, str]] | None = None,
+    costs: CostTable | None = None,
+    costs_note: str | None = None,
 ) -> Path:
     """Write ``summary.md`` (a markdown table) and ``summary.json`` into ``out``; returns the markdown path.
 
     In ``summary.json`` an interval's ``low`` and ``high`` are null for arms with fewer than 5 seeds (see
     ``laber.experiments.stats.Interval``). ``lines`` are the environment's reference values (default:
-    ``reference_lines(env_id)``).
+    ``reference_lines(env_id)``). ``costs``: the matched-load costs the summaries' times were modelled from
+    (:func:`apply_costs`), or None when they are the runs' own; ``costs_note``: why a directory's costs were
+    not used.
     """
     root = Path(out)
     md = root / SUMMARY_FILE
     if lines is None:
         lines = reference_lines(env_id)
-    _atomic_write_text(md, _markdown(summaries, env_id, config, lines))
+    _atomic_write_text(md, _markdown(summaries, env_id, config, lines, costs, costs_note))
     robust = robust_aggregate(summaries)
     data = {
         "env_id": env_id,
         "config": config,
+        "time_basis": "runs" if costs is None else COSTS_FILE,
         "arms": [
             {
                 "arm": s.arm,
@@ -472,6 +526,7 @@ def write_summary(
                 "final": s.final.to_dict(),
                 "auc": s.auc.to_dict(),
                 "seconds_per_update": s.seconds_per_update,
+                "matched_seconds_per_update": None if costs is None else costs.arms[s.arm].update_seconds,
                 "wall_seconds": s.wall_seconds,
                 "steps": s.steps.tolist(),
                 "mean": s.mean.tolist(),
@@ -553,7 +608,9 @@ def write_report(
     ``seeds`` when given. Arms come in ``compare.json``'s order, then the others in ``ARMS`` order. All runs must
     share their settings but for arm and seed (``ValueError`` naming the first that differs). ``reference`` is
     the arm drawn in grey on every panel (default: ``uniform`` when it has runs, else none); ``smooth_window``
-    is the plot's moving average (1: off).
+    is the plot's moving average (1: off). When ``out`` holds a ``costs.json`` (``laber cost``) of its
+    settings and arms, the equal-time comparisons use the training times it models
+    (:mod:`laber.experiments.costs`) instead of the runs' own clocks, and the summary says which it used.
     """
     root = Path(out)
     smooth_window = check_positive_int(smooth_window, "smooth_window")
@@ -565,7 +622,9 @@ def write_report(
         raise ValueError(
             f"reference arm {reference!r} has no finished runs under {str(root)!r}; arms: {', '.join(runs)}"
         )
-    summaries = summarize(runs)
+    found = load_costs(root)
+    summaries, costs_note = apply_costs(summarize(runs), found, config)
+    costs = found if costs_note is None else None
     lines = reference_lines(env_id)
     plot = write_plot(
         summaries,
@@ -575,5 +634,5 @@ def write_report(
         reference=reference,
         lines=lines,
     )
-    md = write_summary(summaries, root, env_id=env_id, config=config, lines=lines)
+    md = write_summary(summaries, root, env_id=env_id, config=config, lines=lines, costs=costs, costs_note=costs_note)
     return plot, md

@@ -38,7 +38,8 @@ import numpy as np
 
 from laber._optional import require
 from laber.experiments.aggregate import Estimate, iqm_estimate, performance_profile, probability_of_improvement
-from laber.experiments.report import load_compare, robust_scores, summarize
+from laber.experiments.costs import load_costs
+from laber.experiments.report import apply_costs, load_compare, robust_scores, summarize
 from laber.experiments.runs import OutDirError, check_creatable, is_empty_dir, is_laber_dir, write_marker
 
 __all__ = ["BASELINE", "SCORES", "Task", "aggregate_tasks", "load_task", "write_aggregate"]
@@ -62,6 +63,7 @@ class Task:
     scores: dict[str, dict[str, np.ndarray]]  # arm -> score -> (seeds,) raw values, in the order of ``seeds``
     low: float
     high: float
+    clock: str = "runs"  # the equal-time clock: "runs" (each run's own) or "costs.json" (matched-load costs)
 
     def normalized(self, arm: str, score: str, runs: int) -> np.ndarray:
         """The first ``runs`` seeds' ``score`` of ``arm``, normalised: ``(x - low) / (high - low)``."""
@@ -82,7 +84,8 @@ def load_task(path: str | os.PathLike[str]) -> Task:
             f"{str(root)!r} has no finished {BASELINE} runs: scores are normalised by uniform's; "
             f"arms: {', '.join(runs)}"
         )
-    summaries = summarize(runs, n_boot=1)
+    summaries, note = apply_costs(summarize(runs, n_boot=1), (found := load_costs(root)), config)
+    clock = "costs.json" if found is not None and note is None else "runs"
     by_arm = robust_scores(summaries)
     low = float(np.mean([c[0] for s in summaries for c in s.curves]))
     high = float(np.mean(by_arm[BASELINE]["final"]))
@@ -100,6 +103,7 @@ def load_task(path: str | os.PathLike[str]) -> Task:
         scores=by_arm,
         low=low,
         high=high,
+        clock=clock,
     )
 
 
@@ -195,17 +199,18 @@ def _markdown(tasks: Sequence[Task], rows: list[ArmAggregate], scores: list[str]
         f"Tasks: {names}. Scores normalised per task: 0 is the untrained network's greedy return (the mean "
         "step-0 evaluation of the task's runs), 1 is uniform's mean final return. Final: the mean evaluation "
         "return over the last 10% of the steps; AUC: over the whole run; AUC at equal time: over the first "
-        "seconds of training that every run of the task reached. IQM: interquartile mean of all runs of all "
+        "seconds of training that every run of the task reached, by the task's clock (runs: each run's own "
+        "clock; costs.json: the matched-load costs of `laber cost`). IQM: interquartile mean of all runs of all "
         "tasks; P(> uniform): the probability that a run of the arm beats a run of uniform on a random task "
         "(0.5: neither is better). Brackets: 95% stratified-bootstrap intervals (tasks are strata; Agarwal et "
         "al., NeurIPS 2021); none below 5 runs, and with fewer than 10 they are wide and under-cover.",
         "",
-        "| task | environment | low (0) | high (1) | seeds per arm |",
-        "|---|---|---|---|---|",
+        "| task | environment | low (0) | high (1) | seeds per arm | clock |",
+        "|---|---|---|---|---|---|",
     ]
     for t in tasks:
         seeds = ", ".join(f"{a} {len(s)}" for a, s in t.seeds.items())
-        lines.append(f"| {t.name} | {t.env_id} | {t.low:.4g} | {t.high:.4g} | {seeds} |")
+        lines.append(f"| {t.name} | {t.env_id} | {t.low:.4g} | {t.high:.4g} | {seeds} | {t.clock} |")
     head = ["arm", "runs"] + [f"IQM {SCORE_LABELS[k]}" for k in scores]
     head += [f"P(> uniform), {SCORE_LABELS[k]}" for k in scores]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -279,7 +284,15 @@ def write_aggregate(
     _plot(png, rows, scores, taus, f"Performance profiles over {len(tasks)} task(s): {', '.join(names)}")
     data: dict[str, Any] = {
         "tasks": [
-            {"name": t.name, "env_id": t.env_id, "path": str(t.path), "low": t.low, "high": t.high, "seeds": t.seeds}
+            {
+                "name": t.name,
+                "env_id": t.env_id,
+                "path": str(t.path),
+                "low": t.low,
+                "high": t.high,
+                "seeds": t.seeds,
+                "clock": t.clock,
+            }
             for t in tasks
         ],
         "scores": scores,

@@ -1,0 +1,255 @@
+"""Matched-load costs (laber.experiments.costs, `laber cost`) and their use in the equal-time comparisons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+pytest.importorskip("matplotlib")
+
+import torch
+
+from laber.agents import dqn
+from laber.agents.results import RunResult
+from laber.cli import main
+from laber.experiments import costs as costs_mod
+from laber.experiments.costs import COSTS_FILE, ArmCost, CostTable, load_costs, measure_costs, timing_config
+from laber.experiments.report import apply_costs, equal_time_horizon, robust_scores, summarize, write_summary
+from laber.experiments.runs import RunRecord
+from test_dqn import short
+
+
+def _settings(config: dqn.DQNConfig) -> dict[str, Any]:
+    data = config.to_dict()
+    data.pop("arm")
+    data.pop("seed")
+    return data
+
+
+def _table(config: dqn.DQNConfig, **train: float) -> CostTable:
+    arms = {
+        arm: ArmCost(arm, (2e-4, 1e-4, 3e-4), (t * 0.9, t, t * 1.2), (t * 0.5, t * 0.6, t * 0.7))
+        for arm, t in train.items()
+    }
+    return CostTable(_settings(config), int(config.learning_starts), 400, 3, arms)
+
+
+def test_modelled_times_are_the_formula() -> None:
+    """T_a(s) = pre * min(s, L) + train_a * max(s - L, 0), pre the median of every run's, train_a the arm's."""
+    config = short("uniform")
+    table = _table(config, uniform=1e-3, **{"laber-mean": 3e-3})
+    rng = np.random.default_rng(5)
+    steps = rng.integers(0, 5000, size=50)
+    lead = config.learning_starts
+    pre = 2e-4  # the median of (2e-4, 1e-4, 3e-4) twice
+    for arm, t in (("uniform", 1e-3), ("laber-mean", 3e-3)):
+        expected = pre * np.minimum(steps, lead) + t * np.maximum(steps - lead, 0)
+        np.testing.assert_allclose(table.times(arm, steps), expected, rtol=1e-12)
+    assert table.ratio("laber-mean") == pytest.approx(3.0)  # medians 1.8e-3 / 0.6e-3
+    assert table.ratio("uniform") == pytest.approx(1.0)
+    assert np.isnan(table.ratio("per"))
+    with pytest.raises(KeyError, match="'per'"):
+        table.times("per", steps)
+
+
+def test_a_table_round_trips_and_bad_files_are_named(tmp_path: Path) -> None:
+    config = short("uniform")
+    table = _table(config, uniform=1e-3)
+    assert load_costs(tmp_path) is None
+    table.save(tmp_path / COSTS_FILE)
+    assert load_costs(tmp_path) == table
+    assert not list(tmp_path.glob("*.tmp"))
+    (tmp_path / COSTS_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match=r"costs\.json"):
+        load_costs(tmp_path)
+    data = table.to_dict()
+    data["arms"]["uniform"]["update"] = [0.001, -1.0, 0.002]
+    (tmp_path / COSTS_FILE).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="positive, finite"):
+        load_costs(tmp_path)
+    del data["reps"]
+    with pytest.raises(ValueError, match="not a laber costs table"):
+        CostTable.from_dict(data)
+
+
+def test_covers_names_what_differs() -> None:
+    config = short("uniform")
+    table = _table(config, uniform=1e-3)
+    assert table.covers(_settings(config), ["uniform"]) is None
+    reason = table.covers(_settings(short("uniform", lr=1e-2)), ["uniform"])
+    assert reason is not None and "lr=" in reason
+    assert table.covers(_settings(config), ["uniform", "per"]) == "no costs for arm(s) per"
+
+
+def test_timing_config_evaluates_at_learning_starts_and_refuses_a_fine_split() -> None:
+    config = short("per", learning_starts=80, steps=10_000)
+    timed = timing_config(config, "uniform", 3, 200)
+    assert (timed.arm, timed.seed, timed.steps, timed.eval_every, timed.eval_episodes) == ("uniform", 3, 280, 40, 1)
+    with pytest.raises(ValueError, match="train_steps=100001"):
+        timing_config(config, "uniform", 0, 100_001)  # gcd 1: 100,081 evaluations
+
+
+def _fake_train(calls: list[tuple[str, int, int]]) -> Any:
+    """A stand-in for dqn.train: training time t(s) = 1e-4 s + 2e-4 s per step before learning starts and
+    (arm's rate) per step after; updates take half of that."""
+    rate = {"uniform": 1e-3, "laber-mean": 4e-3, "per": 2e-3}
+
+    def train(config: dqn.DQNConfig, **_: Any) -> RunResult:
+        calls.append((config.arm, config.seed, config.steps))
+        result = RunResult(config=config)
+        lead = config.learning_starts
+        for s in range(0, config.steps + 1, config.eval_every):
+            result.eval_steps.append(s)
+            result.eval_returns.append(0.0)
+            result.eval_train_seconds.append(1e-4 + 2e-4 * min(s, lead) + rate[config.arm] * max(s - lead, 0))
+        result.updates = config.steps - lead
+        result.update_seconds = result.updates * rate[config.arm] / 2
+        return result
+
+    return train
+
+
+def test_measure_costs_interleaves_the_arms_and_reads_the_clock_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(dqn, "train", _fake_train(calls))
+    config = short("uniform")
+    arms = ["uniform", "laber-mean", "per"]
+    seen: list[tuple[int, str]] = []
+    torch.set_num_threads(2)
+    table = measure_costs(config, arms, train_steps=160, reps=4, rng=11, on_run=lambda k, a, c: seen.append((k, a)))
+    assert torch.get_num_threads() == 2  # restored
+    warm, timed = calls[:3], calls[3:]
+    assert [c[0] for c in warm] == arms and all(c[2] == 80 + 100 for c in warm)
+    order = np.random.default_rng(11)
+    expected = [(arms[int(i)], k, 240) for k in range(4) for i in order.permutation(3)]
+    assert timed == expected  # every round runs every arm once, in the drawn order, seed = round
+    assert seen == [(k, a) for a, k, _ in expected]
+    for arm, rate in (("uniform", 1e-3), ("laber-mean", 4e-3), ("per", 2e-3)):
+        c = table.arms[arm]
+        np.testing.assert_allclose(c.pre_step, 2e-4, rtol=1e-9)
+        np.testing.assert_allclose(c.train_step, rate, rtol=1e-9)
+        np.testing.assert_allclose(c.update, rate / 2, rtol=1e-9)
+    assert table.ratio("laber-mean") == pytest.approx(4.0)
+    assert table.settings == _settings(config) and (table.learning_starts, table.train_steps) == (80, 160)
+
+
+@pytest.mark.parametrize(
+    ("arms", "kw", "match"),
+    [
+        (["uniform", "laber-nope"], {}, "laber-nope"),
+        (["uniform", "uniform"], {}, "distinct"),
+        ([], {}, "at least one"),
+        (["uniform"], {"reps": 0}, "reps"),
+        (["uniform"], {"train_steps": 1.5}, "train_steps"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_run(
+    monkeypatch: pytest.MonkeyPatch, arms: list[str], kw: dict[str, Any], match: str
+) -> None:
+    calls: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(dqn, "train", _fake_train(calls))
+    with pytest.raises((TypeError, ValueError), match=match):
+        measure_costs(short("uniform"), arms, **kw)
+    assert calls == []
+
+
+def _records(seconds_per_step: dict[str, float], seeds: int = 5) -> dict[str, list[RunRecord]]:
+    steps = np.arange(11, dtype=np.int64) * 100
+    curve = np.linspace(0.0, 100.0, 11)
+    return {
+        arm: [
+            RunRecord(
+                Path(f"/x/{arm}/{k}"), short(arm, seed=k), steps, curve + k, 1e-3, 1.0, train_seconds=steps * rate
+            )
+            for k in range(seeds)
+        ]
+        for arm, rate in seconds_per_step.items()
+    }
+
+
+def test_costs_replace_the_runs_clocks_in_the_equal_time_comparison(tmp_path: Path) -> None:
+    """The runs' clocks say laber-mean was as fast as uniform (it trained on a quieter machine); the matched-load
+    costs say it costs 3x per step after learning starts, and the equal-time comparison follows the costs."""
+    config = short("uniform")
+    summaries = summarize(_records({"uniform": 1e-3, "laber-mean": 1e-3}), n_boot=50)
+    plain = robust_scores(summaries)
+    np.testing.assert_allclose(plain["laber-mean"]["auc_time"], plain["uniform"]["auc_time"])
+    table = CostTable(
+        _settings(config),
+        int(config.learning_starts),
+        400,
+        1,
+        {
+            "uniform": ArmCost("uniform", (1e-3,), (1e-3,), (1e-3,)),
+            "laber-mean": ArmCost("laber-mean", (1e-3,), (3e-3,), (2.5e-3,)),
+        },
+    )
+    costed, note = apply_costs(summaries, table, _settings(config))
+    assert note is None
+    steps = summaries[0].steps
+    for s in costed:
+        assert s.times is not None
+        np.testing.assert_allclose(s.times, np.repeat(table.times(s.arm, steps)[None], 5, axis=0))
+    assert equal_time_horizon(costed) == pytest.approx(table.times("uniform", [1000])[0])
+    scores = robust_scores(costed)
+    assert (scores["laber-mean"]["auc_time"] < scores["uniform"]["auc_time"]).all()
+    write_summary(costed, tmp_path, env_id="CartPole-v1", config=_settings(config), costs=table)
+    text = (tmp_path / "summary.md").read_text()
+    assert "matched-load costs" in text and "| 2.50x |" in text
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["time_basis"] == COSTS_FILE
+    assert [a["matched_seconds_per_update"] for a in data["arms"]] == [1e-3, 2.5e-3]
+
+    other = _settings(short("uniform", gamma=0.9))
+    same, note = apply_costs(summaries, table, other)
+    assert same is summaries and note is not None and "gamma=" in note
+
+
+def test_laber_cost_measures_a_compare_and_remakes_its_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    common = ["--env", "CartPole-v1", "--steps", "240", "--learning-starts", "80", "--batch-size", "16"]
+    common += ["--eval-every", "80", "--eval-episodes", "1", "--hidden", "16", "--target-update", "50"]
+    assert main(["compare", *common, "--arms", "uniform,laber-mean", "--seeds", "1", "--out", str(out)]) == 0
+    before = (out / "summary.md").read_text()
+    assert "matched" not in before
+    capsys.readouterr()
+    assert main(["cost", str(out), "--reps", "2", "--train-steps", "80"]) == 0
+    printed = capsys.readouterr().out
+    assert "round 2/2 laber-mean" in printed and "wrote" in printed and "re-made" in printed
+    table = load_costs(out)
+    assert table is not None and set(table.arms) == {"uniform", "laber-mean"} and table.reps == 2
+    assert all(len(c.update) == 2 for c in table.arms.values())
+    summary = (out / "summary.md").read_text()
+    assert "matched-load costs" in summary and "matched load |" in summary
+    # a later report keeps using them
+    assert main(["report", "--out", str(out)]) == 0
+    assert "matched-load costs" in (out / "summary.md").read_text()
+    # a table of other arms is reported as unused, not silently applied
+    data = table.to_dict()
+    del data["arms"]["laber-mean"]
+    (out / COSTS_FILE).write_text(json.dumps(data))
+    assert main(["report", "--out", str(out)]) == 0
+    assert "costs.json is not used: no costs for arm(s) laber-mean" in (out / "summary.md").read_text()
+
+
+def test_laber_cost_refuses_what_is_not_a_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(SystemExit) as err:
+        main(["cost", str(tmp_path / "plain")])
+    assert err.value.code == 2
+    assert "is not a laber compare" in capsys.readouterr().err
+    assert list((tmp_path / "plain").iterdir()) == []
+
+
+def test_config_of_compare_names_a_damaged_file(tmp_path: Path) -> None:
+    (tmp_path / "compare.json").write_text('{"settings": {}, "arms": []}')
+    with pytest.raises(ValueError, match=r"compare\.json"):
+        costs_mod.config_of_compare(tmp_path)
