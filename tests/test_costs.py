@@ -19,8 +19,24 @@ from laber.agents import dqn
 from laber.agents.results import RunResult
 from laber.cli import main
 from laber.experiments import costs as costs_mod
-from laber.experiments.costs import COSTS_FILE, ArmCost, CostTable, load_costs, measure_costs, timing_config
-from laber.experiments.report import apply_costs, equal_time_horizon, robust_scores, summarize, write_summary
+from laber.experiments.costs import (
+    COSTS_FILE,
+    ArmCost,
+    CostTable,
+    check_measurable,
+    fill_steps,
+    load_costs,
+    measure_costs,
+    timing_config,
+)
+from laber.experiments.report import (
+    apply_costs,
+    costs_for,
+    equal_time_horizon,
+    robust_scores,
+    summarize,
+    write_summary,
+)
 from laber.experiments.runs import RunRecord
 from test_dqn import short
 
@@ -33,29 +49,46 @@ def _settings(config: dqn.DQNConfig) -> dict[str, Any]:
 
 
 def _table(config: dqn.DQNConfig, **train: float) -> CostTable:
-    arms = {
-        arm: ArmCost(arm, (2e-4, 1e-4, 3e-4), (t * 0.9, t, t * 1.2), (t * 0.5, t * 0.6, t * 0.7))
-        for arm, t in train.items()
-    }
-    return CostTable(_settings(config), int(config.learning_starts), 400, 3, arms)
+    """Three rounds; uniform's rounds at 1x, 1.2x, 0.9x of its rate, the other arms' at (their rate) x the same
+    round factor x (1, 1.1, 0.95): paired ratios rate/uniform x (1, 1.1, 0.95)."""
+    load = (1.0, 1.2, 0.9)
+    arms = {}
+    for arm, t in train.items():
+        own = (1.0, 1.0, 1.0) if arm == "uniform" else (1.0, 1.1, 0.95)
+        pre = tuple(2e-4 * f for f in load) if arm == "uniform" else tuple(3e-4 * f for f in load)
+        steps = tuple(t * f * o for f, o in zip(load, own, strict=True))
+        arms[arm] = ArmCost(arm, pre, steps, tuple(x / 2 for x in steps))
+    return CostTable(_settings(config), 400, 800, arms, {"laber": "0.test"})
 
 
-def test_modelled_times_are_the_formula() -> None:
-    """T_a(s) = pre * min(s, L) + train_a * max(s - L, 0), pre the median of every run's, train_a the arm's."""
+def test_modelled_times_are_the_formula_with_paired_ratios() -> None:
+    """T_a(s) = pre_a * min(s, L) + train_a * max(s - L, 0); train_a = uniform's median x the median paired
+    ratio, pre_a likewise; ratios and their ranges are over the rounds' pairs."""
     config = short("uniform")
     table = _table(config, uniform=1e-3, **{"laber-mean": 3e-3})
     rng = np.random.default_rng(5)
     steps = rng.integers(0, 5000, size=50)
     lead = config.learning_starts
-    pre = 2e-4  # the median of (2e-4, 1e-4, 3e-4) twice
-    for arm, t in (("uniform", 1e-3), ("laber-mean", 3e-3)):
-        expected = pre * np.minimum(steps, lead) + t * np.maximum(steps - lead, 0)
-        np.testing.assert_allclose(table.times(arm, steps), expected, rtol=1e-12)
-    assert table.ratio("laber-mean") == pytest.approx(3.0)  # medians 1.8e-3 / 0.6e-3
-    assert table.ratio("uniform") == pytest.approx(1.0)
+    u_train, u_pre = 1e-3, 2e-4  # medians of uniform's rounds (factors 1, 1.2, 0.9 -> 1)
+    np.testing.assert_allclose(
+        table.times("uniform", steps), u_pre * np.minimum(steps, lead) + u_train * np.maximum(steps - lead, 0)
+    )
+    ratio = 3.0 * 1.0  # median of 3 x (1, 1.1, 0.95)
+    np.testing.assert_allclose(
+        table.times("laber-mean", steps),
+        u_pre * 1.5 * np.minimum(steps, lead) + u_train * ratio * np.maximum(steps - lead, 0),
+        rtol=1e-12,
+    )
+    assert table.ratio("laber-mean", "train_step") == pytest.approx(3.0)
+    assert table.ratio("laber-mean") == pytest.approx(3.0)  # per update: the same pairs halved
+    assert table.ratio_range("laber-mean") == pytest.approx((2.85, 3.3))
+    assert table.ratio("uniform") == pytest.approx(1.0) and table.ratio_range("uniform") == pytest.approx((1.0, 1.0))
     assert np.isnan(table.ratio("per"))
     with pytest.raises(KeyError, match="'per'"):
         table.times("per", steps)
+    alone = CostTable(_settings(config), 400, 800, {"per": table.arms["laber-mean"]})
+    assert alone.seconds("per") == pytest.approx(float(np.median(table.arms["laber-mean"].train_step)))
+    assert np.isnan(alone.ratio("per"))
 
 
 def test_a_table_round_trips_and_bad_files_are_named(tmp_path: Path) -> None:
@@ -68,14 +101,22 @@ def test_a_table_round_trips_and_bad_files_are_named(tmp_path: Path) -> None:
     (tmp_path / COSTS_FILE).write_text("{not json")
     with pytest.raises(ValueError, match=r"costs\.json"):
         load_costs(tmp_path)
-    data = table.to_dict()
-    data["arms"]["uniform"]["update"] = [0.001, -1.0, 0.002]
-    (tmp_path / COSTS_FILE).write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="positive, finite"):
-        load_costs(tmp_path)
-    del data["reps"]
-    with pytest.raises(ValueError, match="not a laber costs table"):
-        CostTable.from_dict(data)
+    for mutate, match in (
+        (lambda d: d["arms"]["uniform"].update({"update": [0.001, -1.0, 0.002]}), "positive, finite"),
+        (lambda d: d["arms"]["uniform"].update({"update": [0.001]}), "one value per round"),
+        (lambda d: d.update({"train_steps": -5}), "train_steps must be a positive integer"),
+        (lambda d: d["settings"].pop("learning_starts"), "learning_starts"),
+        (lambda d: d.pop("fill"), "fill"),
+        (lambda d: d.update({"arms": {}}), "at least one arm"),
+    ):
+        data = table.to_dict()
+        mutate(data)
+        with pytest.raises(ValueError, match=match):
+            CostTable.from_dict(data)
+    two = _table(config, uniform=1e-3, per=2e-3).to_dict()
+    two["arms"]["per"] = {k: v[:2] for k, v in two["arms"]["per"].items()}
+    with pytest.raises(ValueError, match="same number of rounds"):
+        CostTable.from_dict(two)
 
 
 def test_covers_names_what_differs() -> None:
@@ -87,12 +128,15 @@ def test_covers_names_what_differs() -> None:
     assert table.covers(_settings(config), ["uniform", "per"]) == "no costs for arm(s) per"
 
 
-def test_timing_config_evaluates_at_learning_starts_and_refuses_a_fine_split() -> None:
-    config = short("per", learning_starts=80, steps=10_000)
-    timed = timing_config(config, "uniform", 3, 200)
-    assert (timed.arm, timed.seed, timed.steps, timed.eval_every, timed.eval_episodes) == ("uniform", 3, 280, 40, 1)
-    with pytest.raises(ValueError, match="train_steps=100001"):
-        timing_config(config, "uniform", 0, 100_001)  # gcd 1: 100,081 evaluations
+def test_timing_config_is_a_steady_state_window() -> None:
+    config = short("per", learning_starts=80, steps=10_000, buffer_size=1000, eps_end=0.05)
+    fill = fill_steps(config, 120)
+    assert fill == 1080  # min(buffer 1000, steps 10,000) rounded up to a multiple of 120
+    assert fill_steps(config, 120, cap=100) == 120  # the cap, rounded up, and at least learning_starts
+    timed = timing_config(config, "uniform", 3, 120, fill)
+    assert (timed.arm, timed.seed, timed.steps, timed.learning_starts) == ("uniform", 3, 1200, 1080)
+    assert (timed.eval_every, timed.eval_episodes, timed.eps_start, timed.eps_end) == (120, 1, 0.05, 0.05)
+    assert dqn._epsilon(timed, 1081) == pytest.approx(0.05)  # the final rate from the first training step
 
 
 def _fake_train(calls: list[tuple[str, int, int]]) -> Any:
@@ -100,11 +144,12 @@ def _fake_train(calls: list[tuple[str, int, int]]) -> Any:
     (arm's rate) per step after; updates take half of that."""
     rate = {"uniform": 1e-3, "laber-mean": 4e-3, "per": 2e-3}
 
-    def train(config: dqn.DQNConfig, **_: Any) -> RunResult:
+    def train(config: Any, **_: Any) -> RunResult:
         calls.append((config.arm, config.seed, config.steps))
         result = RunResult(config=config)
         lead = config.learning_starts
-        for s in range(0, config.steps + 1, config.eval_every):
+        points = sorted({*range(0, config.steps + 1, config.eval_every), config.steps})
+        for s in points:
             result.eval_steps.append(s)
             result.eval_returns.append(0.0)
             result.eval_train_seconds.append(1e-4 + 2e-4 * min(s, lead) + rate[config.arm] * max(s - lead, 0))
@@ -118,16 +163,17 @@ def _fake_train(calls: list[tuple[str, int, int]]) -> Any:
 def test_measure_costs_interleaves_the_arms_and_reads_the_clock_right(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, int, int]] = []
     monkeypatch.setattr(dqn, "train", _fake_train(calls))
-    config = short("uniform")
+    config = short("uniform", buffer_size=200, steps=10_000)
     arms = ["uniform", "laber-mean", "per"]
     seen: list[tuple[int, str]] = []
     torch.set_num_threads(2)
-    table = measure_costs(config, arms, train_steps=160, reps=4, rng=11, on_run=lambda k, a, c: seen.append((k, a)))
+    table = measure_costs(config, arms, train_steps=120, reps=4, rng=11, on_run=lambda k, a, c: seen.append((k, a)))
     assert torch.get_num_threads() == 2  # restored
+    fill = 240  # buffer 200 rounded up to a multiple of 120; evaluations at 0, 120, 240, 360
     warm, timed = calls[:3], calls[3:]
     assert [c[0] for c in warm] == arms and all(c[2] == 80 + 100 for c in warm)
     order = np.random.default_rng(11)
-    expected = [(arms[int(i)], k, 240) for k in range(4) for i in order.permutation(3)]
+    expected = [(arms[int(i)], k, fill + 120) for k in range(4) for i in order.permutation(3)]
     assert timed == expected  # every round runs every arm once, in the drawn order, seed = round
     assert seen == [(k, a) for a, k, _ in expected]
     for arm, rate in (("uniform", 1e-3), ("laber-mean", 4e-3), ("per", 2e-3)):
@@ -136,7 +182,32 @@ def test_measure_costs_interleaves_the_arms_and_reads_the_clock_right(monkeypatc
         np.testing.assert_allclose(c.train_step, rate, rtol=1e-9)
         np.testing.assert_allclose(c.update, rate / 2, rtol=1e-9)
     assert table.ratio("laber-mean") == pytest.approx(4.0)
-    assert table.settings == _settings(config) and (table.learning_starts, table.train_steps) == (80, 160)
+    assert table.settings == _settings(config) and (table.fill, table.train_steps, table.reps) == (fill, 120, 4)
+    assert table.learning_starts == 80
+    assert table.provenance["laber"] and table.provenance["torch"] and table.provenance["torch_threads"] == 1
+
+
+def test_measure_costs_times_sac(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SAC evaluates only at multiples of eval_every: the window's ends must be among them."""
+    pytest.importorskip("laber.agents.sac")
+    from laber.agents import sac
+    from test_sac import short as sac_short
+
+    calls: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(sac, "train_sac", _fake_train(calls))
+    config = sac_short("uniform", steps=5000, buffer_size=500)
+    table = measure_costs(config, ["uniform", "laber-mean"], train_steps=200, reps=2, warmup=False)
+    assert [c[2] for c in calls] == [600 + 200] * 4  # fill: buffer 500 rounded up to 600
+    assert table.ratio("laber-mean", "train_step") == pytest.approx(4.0)
+    # and a real one, end to end
+    monkeypatch.undo()
+    real = measure_costs(
+        sac_short("uniform", steps=1000, buffer_size=64, learning_starts=64),
+        ["uniform", "laber-mean"],
+        train_steps=32,
+        reps=1,
+    )
+    assert set(real.arms) == {"uniform", "laber-mean"} and real.fill == 64
 
 
 @pytest.mark.parametrize(
@@ -147,6 +218,9 @@ def test_measure_costs_interleaves_the_arms_and_reads_the_clock_right(monkeypatc
         ([], {}, "at least one"),
         (["uniform"], {"reps": 0}, "reps"),
         (["uniform"], {"train_steps": 1.5}, "train_steps"),
+        ("uniform", {}, "sequence of arm names"),
+        (["uniform"], {"on_run": 5}, "on_run"),
+        (["uniform"], {"warmup": 1}, "warmup"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_run(
@@ -157,6 +231,11 @@ def test_bad_arguments_are_refused_before_any_run(
     with pytest.raises((TypeError, ValueError), match=match):
         measure_costs(short("uniform"), arms, **kw)
     assert calls == []
+
+
+def test_train_steps_must_be_whole_updates() -> None:
+    with pytest.raises(ValueError, match="train_steps must be a multiple of train_freq=4"):
+        check_measurable(short("uniform", train_freq=4), ["uniform"], train_steps=10, reps=1)
 
 
 def _records(seconds_per_step: dict[str, float], seeds: int = 5) -> dict[str, list[RunRecord]]:
@@ -182,9 +261,8 @@ def test_costs_replace_the_runs_clocks_in_the_equal_time_comparison(tmp_path: Pa
     np.testing.assert_allclose(plain["laber-mean"]["auc_time"], plain["uniform"]["auc_time"])
     table = CostTable(
         _settings(config),
-        int(config.learning_starts),
         400,
-        1,
+        800,
         {
             "uniform": ArmCost("uniform", (1e-3,), (1e-3,), (1e-3,)),
             "laber-mean": ArmCost("laber-mean", (1e-3,), (3e-3,), (2.5e-3,)),
@@ -201,10 +279,14 @@ def test_costs_replace_the_runs_clocks_in_the_equal_time_comparison(tmp_path: Pa
     assert (scores["laber-mean"]["auc_time"] < scores["uniform"]["auc_time"]).all()
     write_summary(costed, tmp_path, env_id="CartPole-v1", config=_settings(config), costs=table)
     text = (tmp_path / "summary.md").read_text()
-    assert "matched-load costs" in text and "| 2.50x |" in text
+    assert "matched-load costs" in text and "| 2.50x (2.50-2.50) | 3.00x (3.00-3.00) |" in text
     data = json.loads((tmp_path / "summary.json").read_text())
-    assert data["time_basis"] == COSTS_FILE
-    assert [a["matched_seconds_per_update"] for a in data["arms"]] == [1e-3, 2.5e-3]
+    assert data["time_basis"] == COSTS_FILE and data["costs_note"] is None
+    assert [a["matched_seconds_per_update"] for a in data["arms"]] == pytest.approx([1e-3, 2.5e-3])
+
+    (tmp_path / COSTS_FILE).write_text("{")
+    same, used, why = costs_for(tmp_path, summaries, _settings(config))
+    assert same is summaries and used is None and why is not None and "cannot be read" in why
 
     other = _settings(short("uniform", gamma=0.9))
     same, note = apply_costs(summaries, table, other)
@@ -224,11 +306,12 @@ def test_laber_cost_measures_a_compare_and_remakes_its_summary(
     assert main(["cost", str(out), "--reps", "2", "--train-steps", "80"]) == 0
     printed = capsys.readouterr().out
     assert "round 2/2 laber-mean" in printed and "wrote" in printed and "re-made" in printed
+    assert "vs uniform, per update (range)" in printed
     table = load_costs(out)
     assert table is not None and set(table.arms) == {"uniform", "laber-mean"} and table.reps == 2
     assert all(len(c.update) == 2 for c in table.arms.values())
     summary = (out / "summary.md").read_text()
-    assert "matched-load costs" in summary and "matched load |" in summary
+    assert "matched-load costs" in summary and "matched load, per step |" in summary
     # a later report keeps using them
     assert main(["report", "--out", str(out)]) == 0
     assert "matched-load costs" in (out / "summary.md").read_text()
@@ -238,6 +321,16 @@ def test_laber_cost_measures_a_compare_and_remakes_its_summary(
     (out / COSTS_FILE).write_text(json.dumps(data))
     assert main(["report", "--out", str(out)]) == 0
     assert "costs.json is not used: no costs for arm(s) laber-mean" in (out / "summary.md").read_text()
+    from laber.experiments.tasks import load_task
+
+    assert load_task(out).clock == "runs (costs.json not used: no costs for arm(s) laber-mean)"
+    table.save(out / COSTS_FILE)
+    assert load_task(out).clock == "costs.json"
+    # measuring a subset warns that the table will not cover the compare
+    capsys.readouterr()
+    assert main(["cost", str(out), "--reps", "1", "--train-steps", "80", "--arms", "uniform"]) == 0
+    err = capsys.readouterr().err
+    assert "will not cover laber-mean" in err and "does not use costs.json" in err
 
 
 def test_laber_cost_refuses_what_is_not_a_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,9 +34,10 @@ if [ ! -e "$OUT" ] && [ -d "$KEEP" ]; then
   mkdir -p "$(dirname "$OUT")"
   cp -a "$KEEP" "$OUT"
 fi
-# costs.json (`laber cost`: matched-load costs for the equal-time comparisons) travels both ways, the newer copy winning
+# costs.json (`laber cost`: matched-load costs for the equal-time comparisons): the committed one, in run-dirs/,
+# is the campaign's; one measured into OUT is kept only where run-dirs/ has none
 if [ -f "$KEEP/costs.json" ] && [ -d "$OUT" ]; then
-  cp -u "$KEEP/costs.json" "$OUT/"
+  cp "$KEEP/costs.json" "$OUT/"
 fi
 if [ "${PUBLISH_ONLY:-0}" != 1 ]; then
   "$LABER" compare "$@" --jobs "$JOBS" --no-progress --no-tensorboard --out "$OUT"
@@ -69,8 +70,8 @@ if [ "${KEEP_UNFINISHED:-0}" = 1 ]; then
   done
 fi
 cp "$OUT/compare.json" "$OUT/.laber-run" "$KEEP/"
-if [ -f "$OUT/costs.json" ]; then
-  cp -u "$OUT/costs.json" "$KEEP/"
+if [ -f "$OUT/costs.json" ] && [ ! -f "$KEEP/costs.json" ]; then
+  cp "$OUT/costs.json" "$KEEP/"
 fi
 [ "${reported:-1}" = 1 ] || exit 0
 cp "$OUT/curves.png" "docs/results/$NAME.png"

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from laber.experiments.aggregate import Estimate
-from laber.experiments.costs import load_costs
-from laber.experiments.report import apply_costs, equal_time_horizon, load_compare, robust_aggregate, summarize
+from laber.experiments.report import costs_for, equal_time_horizon, load_compare, robust_aggregate, summarize
 from laber.experiments.runs import finished_runs
 from laber.experiments.stats import MIN_SEEDS_FOR_CI
 from laber.experiments.tasks import aggregate_tasks, load_task
@@ -77,9 +76,7 @@ def _cell(est: Estimate | None, digits: int, enough: bool) -> str:
 
 def _task_table(task: str) -> list[str]:
     runs, config = load_compare(_run_dirs(task))
-    found = load_costs(_run_dirs(task))
-    summaries, note = apply_costs(summarize(runs), found, config)
-    costs = found if note is None else None
+    summaries, costs, note = costs_for(_run_dirs(task), summarize(runs), config)
     robust = robust_aggregate(summaries)
     horizon = equal_time_horizon(summaries)
     base = next((s for s in summaries if s.arm == "uniform"), None)
@@ -88,6 +85,7 @@ def _task_table(task: str) -> list[str]:
         " (modelled from matched-load costs, `laber cost`); time per update: matched load"
         if costs is not None
         else " (as the runs measured it); time per update: inside the runs"
+        + (f" (costs.json not used: {note})" if note else "")
     )
     lines = [
         f"**{task}** ({config['env_id']}, {steps:,} steps per run; [full summary](docs/results/{task}.md), "

@@ -14,6 +14,7 @@ and an ``--out`` laber may not write to. laber never deletes a directory it did 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import textwrap
@@ -383,9 +384,9 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         "round runs every arm once, in a random order) so that the machine's load falls on every arm alike; "
         "write costs.json into the directory and re-make its summary when it has one (laber report does so "
         "from then on): the equal-time comparisons then use the training time these costs model instead of the "
-        "runs' own clocks (laber.experiments.costs). A "
-        "timing run is --learning-starts steps and then --train-steps steps with updates; evaluations are "
-        "left out of its time.",
+        "runs' own clocks (laber.experiments.costs). A timing run is a random phase that fills the buffer as far "
+        "as the runs' buffer gets (up to 100,000 rows), then --train-steps training steps at the final "
+        "exploration rate; evaluations are left out of its time.",
         formatter_class=_HelpFormatter,
     )
     cost.add_argument("dir", type=_out_dir, metavar="DIR", help="a compare directory")
@@ -565,7 +566,7 @@ def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _cost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from laber.experiments.costs import COSTS_FILE, config_of_compare, measure_costs
+    from laber.experiments.costs import COSTS_FILE, check_measurable, config_of_compare, measure_costs
     from laber.experiments.runs import is_laber_dir
 
     if not (args.dir / "compare.json").is_file() or not is_laber_dir(args.dir):
@@ -578,39 +579,50 @@ def _cost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if config.env_id.startswith("MinAtar/"):
         _require_or_usage(parser, "minatar.gym", "MinAtar environments")
     arms = args.arms if args.arms is not None else recorded
+    try:
+        plans = check_measurable(config, arms, train_steps=args.train_steps, reps=args.reps)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
+    left_out = [a for a in recorded if a not in arms]
+    if left_out:
+        print(
+            f"laber cost: warning: {COSTS_FILE} will not cover {', '.join(left_out)}; until it covers every arm, "
+            "the summaries keep the runs' own clocks",
+            file=sys.stderr,
+        )
+    fill = plans[0].learning_starts
     print(
-        f"timing {len(arms)} arms x {args.reps} rounds on {config.env_id}: {config.learning_starts:,} steps before "
-        f"learning starts, then {args.train_steps:,} with updates",
+        f"timing {len(arms)} arms x {args.reps} rounds on {config.env_id}: {fill:,} random steps filling the buffer, "
+        f"then {args.train_steps:,} training steps each",
         flush=True,
     )
 
     def show(k: int, arm: str, c: Any) -> None:
         print(
             f"  round {k + 1}/{args.reps} {arm}: {c.update[0] * 1e3:.3f} ms / update, "
-            f"{c.train_step[0] * 1e3:.3f} ms / step after learning starts",
+            f"{c.train_step[0] * 1e3:.3f} ms / training step",
             flush=True,
         )
 
-    try:
-        table = measure_costs(config, arms, train_steps=args.train_steps, reps=args.reps, rng=args.seed, on_run=show)
-    except ValueError as exc:
-        parser.error(str(exc))
+    table = measure_costs(config, arms, train_steps=args.train_steps, reps=args.reps, rng=args.seed, on_run=show)
     path = table.save(args.dir / COSTS_FILE)
-    base = "uniform" if "uniform" in table.arms else None
-    print("arm | ms / update (median, range) | ms / step after learning starts | vs uniform")
-    for arm, c in table.arms.items():
-        ratio = f"{table.ratio(arm):.2f}x" if base else "-"
-        print(
-            f"{arm} | {c.update_seconds * 1e3:.3f} ({min(c.update) * 1e3:.3f}-{max(c.update) * 1e3:.3f}) | "
-            f"{c.train_seconds * 1e3:.3f} | {ratio}"
-        )
+    print("arm | ms / update | ms / training step | vs uniform, per update (range) | per step (range)")
+    for arm in table.arms:
+        cells = [arm, f"{table.seconds(arm, 'update') * 1e3:.3f}", f"{table.seconds(arm, 'train_step') * 1e3:.3f}"]
+        for kind in ("update", "train_step"):
+            r, (lo, hi) = table.ratio(arm, kind), table.ratio_range(arm, kind)
+            cells.append(f"{r:.2f}x ({lo:.2f}-{hi:.2f})" if math.isfinite(r) else "-")
+        print(" | ".join(cells))
     print(f"wrote {path}")
-    from laber.experiments.report import SUMMARY_FILE, write_report
+    from laber.experiments.report import SUMMARY_FILE, SUMMARY_JSON, write_report
 
     if (args.dir / SUMMARY_FILE).is_file():  # a compare's output directory: its summary now uses the costs
         _require_or_usage(parser, "matplotlib", "the compare's plot")
         plot, summary = write_report(args.dir)
-        print(f"re-made {plot} and {summary}")
+        print(f"re-made {plot} and {summary} (default plot options: laber report takes --smooth and --reference)")
+        note = json.loads((args.dir / SUMMARY_JSON).read_text()).get("costs_note")
+        if note:
+            print(f"laber cost: warning: the summary does not use {COSTS_FILE}: {note}", file=sys.stderr)
     return 0
 
 

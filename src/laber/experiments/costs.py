@@ -4,35 +4,46 @@ The training time a run records at each evaluation is measured inside that run, 
 machine was doing while the run trained. Runs of a campaign train hours apart, beside other jobs: one arm's runs
 may have shared the cores with a benchmark and another's not, and their times are then not comparable. LaBER's
 question is one of cost (its updates do more work than uniform's), so this module measures the arms' costs
-under matched conditions instead: short timing runs of every arm, interleaved (each repetition runs every arm
-once, in an order drawn from ``rng``), so that a load that comes and goes falls on every arm alike.
+under matched conditions instead: short timing runs of every arm, interleaved (each round runs every arm once,
+in an order drawn from ``rng``), so that a load that comes and goes falls on every arm alike.
 
-A timing run is the compare's run with ``steps = L + N`` (``L = learning_starts``, ``N = train_steps``),
-evaluations every ``gcd(L, N)`` steps (one episode each; evaluations are left out of the training time, as in a
-real run) and no checkpoints. From the training seconds ``t(s)`` it records at evaluations, per run::
+A timing run is the compare's run shortened to a steady-state window. Its random phase fills the buffer as far
+as the real run's buffer gets, up to ``fill_cap`` rows (``F`` steps, a multiple of ``N``; at least
+``learning_starts``), so that sampling reads a buffer of the real size. Then ``N = train_steps`` steps train with
+exploration at its final rate (a DQN's ``eps_end`` from the first training step, as over most of a real run;
+SAC acts with its policy). It evaluates every ``N`` steps, one episode each; evaluations are left out of the
+training time, as in a real run. It writes no checkpoints. From the training seconds ``t(s)`` it records at
+evaluations, per run::
 
-    pre    = (t(L) - t(0)) / L          seconds per environment step before learning starts (no updates)
-    train  = (t(L + N) - t(L)) / N      seconds per step after it (environment step, action, update)
+    pre    = (t(F) - t(0)) / F          seconds per environment step before learning starts (random actions)
+    train  = (t(F + N) - t(F)) / N      seconds per step after it (environment step, action, update)
     update = seconds per update          (``RunResult.seconds_per_update``)
 
-and per arm the median over repetitions. The modelled training time of arm ``a`` at step ``s`` is then::
+Per arm, the cost relative to ``uniform`` is the median over rounds of the *paired* ratio (the arm's run and
+uniform's in the same round, minutes apart), with its range over rounds; the arm's ``train`` is uniform's median
+times that ratio (without a ``uniform`` arm: the arm's own median). The modelled training time of arm ``a`` at
+step ``s`` of a real run with ``L = learning_starts`` is then::
 
-    T_a(s) = pre * min(s, L) + train_a * max(s - L, 0)
+    T_a(s) = pre_a * min(s, L) + train_a * max(s - L, 0)
 
-with ``pre`` the median over every timing run (the phase before learning starts does not depend on the arm).
 ``laber.experiments.report`` uses ``T_a`` in place of the runs' own times for the equal-time comparisons when a
-compare directory holds a ``costs.json`` of its settings covering its arms. The model assumes that an arm's cost
-per step stays what it was over the first ``N`` training steps; the environment's cost per step can drift as the
-policy changes episodes, but it drifts for every arm alike.
+compare directory holds a ``costs.json`` of its settings covering its arms. Assumptions, which the summaries
+repeat: an arm's cost per step over the whole run is its cost in the timing window (the environment's cost per
+step depends on the episodes, which differ between arms and over a run; the buffer grows from empty in a real
+run and is as full as it gets in the window), and the costs were measured with the code that trained the runs
+(``costs.json`` records laber's, torch's and numpy's versions, the host and the date).
 """
 
 from __future__ import annotations
 
+import copy
+import datetime
 import json
 import math
 import os
+import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,62 +53,117 @@ from laber._optional import require
 from laber._validation import as_generator, check_positive_int
 from laber.agents.registry import config_from_record, kind_of
 
-__all__ = ["COSTS_FILE", "ArmCost", "CostTable", "load_costs", "measure_costs"]
+__all__ = ["COSTS_FILE", "ArmCost", "CostTable", "check_measurable", "load_costs", "measure_costs"]
 
 COSTS_FILE = "costs.json"
-_MAX_EVALUATIONS = 1000  # a timing run's evaluations: gcd(L, N) must not split the run finer than this
+BASELINE = "uniform"
+DEFAULT_FILL_CAP = 100_000
 
 
 @dataclass(frozen=True)
 class ArmCost:
-    """One arm's timing runs: seconds per step before and after learning starts, and per update, one per run."""
+    """One arm's timing runs, one value per round (round ``k`` at index ``k``): seconds per step before and
+    after learning starts, and per update."""
 
     arm: str
     pre_step: tuple[float, ...]
     train_step: tuple[float, ...]
     update: tuple[float, ...]
 
-    @property
-    def train_seconds(self) -> float:
-        """Median seconds per environment step after learning starts."""
-        return float(np.median(self.train_step))
-
-    @property
-    def update_seconds(self) -> float:
-        """Median seconds per update."""
-        return float(np.median(self.update))
+    def __post_init__(self) -> None:
+        n = len(self.pre_step)
+        if n == 0 or len(self.train_step) != n or len(self.update) != n:
+            raise ValueError(f"arm {self.arm!r}: every kind of timing needs one value per round")
+        if not all(math.isfinite(x) and x > 0 for x in (*self.pre_step, *self.train_step, *self.update)):
+            raise ValueError(f"arm {self.arm!r}: timings must be positive, finite seconds")
 
 
 @dataclass(frozen=True)
 class CostTable:
-    """The matched-load costs of a compare's arms (see the module docstring); ``settings`` are the compare's
-    (its runs' config without arm and seed), ``learning_starts`` and ``train_steps`` the timing runs' ``L``
-    and ``N``."""
+    """The matched-load costs of a compare's arms (see the module docstring). ``settings``: the compare's (its
+    runs' config without arm and seed); ``train_steps``: the timing runs' ``N``; ``fill``: their random phase
+    ``F``; ``provenance``: versions, host and date of the measurement."""
 
     settings: dict[str, Any]
-    learning_starts: int
     train_steps: int
-    reps: int
+    fill: int
     arms: dict[str, ArmCost]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # copies at the door: the table never shares its dicts with the caller
+        object.__setattr__(self, "settings", copy.deepcopy(dict(self.settings)))
+        object.__setattr__(self, "provenance", copy.deepcopy(dict(self.provenance)))
+        object.__setattr__(self, "arms", dict(self.arms))
+        if not isinstance(self.settings.get("learning_starts"), int) or self.settings["learning_starts"] < 1:
+            raise ValueError(
+                f"settings must hold a positive learning_starts, got {self.settings.get('learning_starts')!r}"
+            )
+        for name in ("train_steps", "fill"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+        if not self.arms:
+            raise ValueError("a costs table needs at least one arm")
+        rounds = {len(c.update) for c in self.arms.values()}
+        if len(rounds) != 1:
+            raise ValueError(f"every arm needs the same number of rounds, got {sorted(rounds)}")
 
     @property
-    def pre_seconds(self) -> float:
-        """Median seconds per step before learning starts, over every timing run."""
-        return float(np.median([t for cost in self.arms.values() for t in cost.pre_step]))
+    def learning_starts(self) -> int:
+        """``L`` of the runs the table models."""
+        return int(self.settings["learning_starts"])
 
-    def times(self, arm: str, steps: np.ndarray | Sequence[int]) -> np.ndarray:
-        """Modelled training seconds of ``arm`` at ``steps``: ``pre * min(s, L) + train_arm * max(s - L, 0)``."""
+    @property
+    def reps(self) -> int:
+        """Rounds of timing runs."""
+        return len(next(iter(self.arms.values())).update)
+
+    def paired_ratios(self, arm: str, kind: str = "train_step") -> np.ndarray | None:
+        """Per round, ``arm``'s timing of ``kind`` (``pre_step``, ``train_step`` or ``update``) over uniform's in
+        the same round; None without a uniform arm."""
+        if BASELINE not in self.arms:
+            return None
+        mine = np.asarray(getattr(self._arm(arm), kind))
+        base = np.asarray(getattr(self.arms[BASELINE], kind))
+        out: np.ndarray = mine / base
+        return out
+
+    def _arm(self, arm: str) -> ArmCost:
         if arm not in self.arms:
             raise KeyError(f"no costs measured for arm {arm!r}; measured: {', '.join(self.arms)}")
+        return self.arms[arm]
+
+    def seconds(self, arm: str, kind: str = "train_step") -> float:
+        """``arm``'s seconds per step (``train_step``, ``pre_step``) or per update (``update``): uniform's median
+        times the median paired ratio, or the arm's own median without a uniform arm."""
+        ratios = self.paired_ratios(arm, kind)
+        if ratios is None:
+            return float(np.median(getattr(self._arm(arm), kind)))
+        return float(np.median(getattr(self.arms[BASELINE], kind)) * np.median(ratios))
+
+    def ratio(self, arm: str, kind: str = "update") -> float:
+        """The median over rounds of ``arm``'s paired ratio to uniform (NaN when either was not measured)."""
+        if arm not in self.arms or BASELINE not in self.arms:
+            return math.nan
+        ratios = self.paired_ratios(arm, kind)
+        return math.nan if ratios is None else float(np.median(ratios))
+
+    def ratio_range(self, arm: str, kind: str = "update") -> tuple[float, float]:
+        """The lowest and highest paired ratio over rounds (NaNs when either arm was not measured)."""
+        if arm not in self.arms or BASELINE not in self.arms:
+            return (math.nan, math.nan)
+        ratios = self.paired_ratios(arm, kind)
+        return (math.nan, math.nan) if ratios is None else (float(ratios.min()), float(ratios.max()))
+
+    def times(self, arm: str, steps: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Modelled training seconds of ``arm`` at ``steps``: ``pre * min(s, L) + train * max(s - L, 0)``."""
+        self._arm(arm)
         s = np.asarray(steps, dtype=np.float64)
         lead = float(self.learning_starts)
-        return self.pre_seconds * np.minimum(s, lead) + self.arms[arm].train_seconds * np.maximum(s - lead, 0.0)
-
-    def ratio(self, arm: str, base: str = "uniform") -> float:
-        """``arm``'s median seconds per update over ``base``'s (NaN when either was not measured)."""
-        if arm not in self.arms or base not in self.arms:
-            return math.nan
-        return self.arms[arm].update_seconds / self.arms[base].update_seconds
+        pre, train = self.seconds(arm, "pre_step"), self.seconds(arm, "train_step")
+        out: np.ndarray = pre * np.minimum(s, lead) + train * np.maximum(s - lead, 0.0)
+        return out
 
     def covers(self, settings: dict[str, Any], arms: Sequence[str]) -> str | None:
         """None when this table was measured for ``settings`` and every arm of ``arms``; otherwise why not."""
@@ -108,12 +174,24 @@ class CostTable:
         missing = [a for a in arms if a not in self.arms]
         return f"no costs for arm(s) {', '.join(missing)}" if missing else None
 
+    def describe(self) -> str:
+        """One sentence: how and where the table was measured."""
+        p = self.provenance
+        where = ", ".join(
+            f"{k} {p[k]}" for k in ("date", "laber", "torch", "numpy", "host", "cpus") if p.get(k) is not None
+        )
+        return (
+            f"{self.reps} interleaved rounds of timing runs of every arm ({self.fill:,} random steps filling the "
+            f"buffer, then {self.train_steps:,} training steps at the final exploration rate)"
+            + (f"; measured with {where}" if where else "")
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "settings": self.settings,
-            "learning_starts": self.learning_starts,
+            "settings": copy.deepcopy(self.settings),
             "train_steps": self.train_steps,
-            "reps": self.reps,
+            "fill": self.fill,
+            "provenance": copy.deepcopy(self.provenance),
             "arms": {
                 arm: {"pre_step": list(c.pre_step), "train_step": list(c.train_step), "update": list(c.update)}
                 for arm, c in self.arms.items()
@@ -132,22 +210,11 @@ class CostTable:
                 )
                 for arm, c in data["arms"].items()
             }
-            table = cls(
-                dict(data["settings"]),
-                int(data["learning_starts"]),
-                int(data["train_steps"]),
-                int(data["reps"]),
-                arms,
+            return cls(
+                dict(data["settings"]), data["train_steps"], data["fill"], arms, dict(data.get("provenance", {}))
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"not a laber costs table: {exc!r}") from exc
-        if not arms or any(
-            not (len(c.pre_step) == len(c.train_step) == len(c.update) > 0)
-            or not all(math.isfinite(x) and x > 0 for x in (*c.pre_step, *c.train_step, *c.update))
-            for c in arms.values()
-        ):
-            raise ValueError("not a laber costs table: every arm needs as many positive, finite timings of each kind")
-        return table
+            raise ValueError(f"not a laber costs table: {exc}") from exc
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the table as JSON to ``path`` (atomically: a temporary file renamed over it)."""
@@ -170,24 +237,81 @@ def load_costs(root: str | os.PathLike[str]) -> CostTable | None:
         raise ValueError(f"{str(path)!r}: {exc}") from exc
 
 
-def timing_config(config: Any, arm: str, seed: int, train_steps: int) -> Any:
-    """The timing run of ``config`` for ``arm``: ``learning_starts + train_steps`` steps, an evaluation (of one
-    episode) every ``gcd(learning_starts, train_steps)`` steps, the seed ``seed``."""
-    lead = int(config.learning_starts)
-    every = math.gcd(lead, train_steps)
-    if (lead + train_steps) // every > _MAX_EVALUATIONS:
-        raise ValueError(
-            f"train_steps={train_steps} and learning_starts={lead} share only the divisor {every}: the timing run "
-            f"would evaluate {(lead + train_steps) // every} times; pick a train_steps that shares a larger divisor "
-            f"(a multiple of {lead}, or of a large divisor of it)"
-        )
-    return replace(config, arm=arm, seed=seed, steps=lead + train_steps, eval_every=every, eval_episodes=1)
+def fill_steps(config: Any, train_steps: int, cap: int = DEFAULT_FILL_CAP) -> int:
+    """``F``: the random steps of a timing run, ``min(buffer_size, steps, cap)`` rounded up to a multiple of
+    ``train_steps``, and at least ``learning_starts``."""
+    target = max(int(config.learning_starts), min(int(config.buffer_size), int(config.steps), cap))
+    return -(-target // train_steps) * train_steps
+
+
+def timing_config(config: Any, arm: str, seed: int, train_steps: int, fill: int) -> Any:
+    """The timing run of ``config`` for ``arm``: ``fill`` random steps, then ``train_steps`` training steps at the
+    final exploration rate (a DQN's ``eps_start = eps_end``), an evaluation of one episode every ``train_steps``
+    steps, the seed ``seed``."""
+    values: dict[str, Any] = {
+        "arm": arm,
+        "seed": seed,
+        "steps": fill + train_steps,
+        "learning_starts": fill,
+        "eval_every": train_steps,
+        "eval_episodes": 1,
+    }
+    if hasattr(config, "eps_end"):
+        values["eps_start"] = config.eps_end
+    return replace(config, **values)
 
 
 def warmup_config(config: Any, arm: str) -> Any:
     """A short untimed run of ``arm``: learning starts, then 100 updates, evaluated only at its start and end."""
     steps = int(config.learning_starts) + 100 * int(getattr(config, "train_freq", 1))
     return replace(config, arm=arm, seed=0, steps=steps, eval_every=steps, eval_episodes=1)
+
+
+def check_measurable(
+    config: Any, arms: Sequence[str], *, train_steps: int, reps: int, fill_cap: int = DEFAULT_FILL_CAP
+) -> list[Any]:
+    """Check a cost measurement before anything runs; returns round 0's timing configs.
+
+    ``TypeError`` / ``ValueError`` naming the argument: ``arms`` not a sequence of distinct arm names of the
+    config's agent, ``train_steps``, ``reps`` or ``fill_cap`` not a positive integer, a ``train_steps`` that is
+    not a multiple of a DQN's ``train_freq``, and an environment the agent cannot train on."""
+    kind = kind_of(config)
+    train_steps = check_positive_int(train_steps, "train_steps")
+    check_positive_int(reps, "reps")
+    fill_cap = check_positive_int(fill_cap, "fill_cap")
+    if isinstance(arms, str) or not all(isinstance(a, str) for a in arms):
+        raise TypeError(f"arms must be a sequence of arm names, got arms={arms!r}")
+    arms = list(arms)
+    if not arms or len(set(arms)) != len(arms):
+        raise ValueError(f"arms must be distinct arm names, at least one, got arms={arms!r}")
+    unknown = [a for a in arms if a not in kind.arms]
+    if unknown:
+        raise ValueError(f"arms {unknown} are not arms of the {kind.name} agent; its arms: {', '.join(kind.arms)}")
+    freq = int(getattr(config, "train_freq", 1))
+    if train_steps % freq:
+        raise ValueError(
+            f"train_steps must be a multiple of train_freq={freq} (whole updates per timed step), "
+            f"got train_steps={train_steps}"
+        )
+    fill = fill_steps(config, train_steps, fill_cap)
+    plans = [timing_config(config, arm, 0, train_steps, fill) for arm in arms]  # validates every arm's settings
+    kind.check(plans[0])
+    return plans
+
+
+def _provenance(torch: Any) -> dict[str, Any]:
+    from laber import __version__
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "laber": __version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "host": platform.node() or None,
+        "machine": platform.machine() or None,
+        "cpus": os.cpu_count(),
+        "torch_threads": 1,
+    }
 
 
 def measure_costs(
@@ -197,39 +321,33 @@ def measure_costs(
     train_steps: int = 2000,
     reps: int = 5,
     rng: int | np.random.Generator | None = 0,
+    fill_cap: int = DEFAULT_FILL_CAP,
     warmup: bool = True,
     on_run: Callable[[int, str, ArmCost], None] | None = None,
 ) -> CostTable:
-    """Time ``reps`` interleaved rounds of short runs of every arm of ``arms`` with ``config``'s other settings.
+    """Time ``reps`` interleaved rounds of timing runs of every arm of ``arms`` with ``config``'s other settings.
 
     ``config``: a ``laber.agents.DQNConfig`` or ``laber.agents.sac.SACConfig`` (its arm and seed are ignored).
     Each round runs every arm once, in an order drawn from ``rng``, timing run ``k`` of every arm with seed
     ``k``; ``on_run(k, arm, cost)`` is called after each with that run's timings. With ``warmup``, a short
     untimed run of every arm comes first (the first run of a process compiles laber's numba kernels, which
-    would otherwise be counted against whichever arm came first). Runs in this process with one
-    torch thread (as ``laber run`` trains); the thread count is restored afterwards. Everything is checked
-    before the first run: an unknown arm, a ``train_steps`` or ``reps`` that is not a positive integer and an
-    environment the agent cannot train on are errors naming the argument.
+    would otherwise be counted against whichever arm came first). Runs in this process with one torch thread
+    (as ``laber run`` trains); the thread count is restored afterwards. Everything is checked before the first
+    run (:func:`check_measurable`; ``on_run`` must be callable or None, ``warmup`` a bool).
     """
+    plans = check_measurable(config, arms, train_steps=train_steps, reps=reps, fill_cap=fill_cap)
+    if on_run is not None and not callable(on_run):
+        raise TypeError(f"on_run must be callable or None, got on_run={on_run!r}")
+    if not isinstance(warmup, bool):
+        raise TypeError(f"warmup must be a bool, got warmup={warmup!r}")
     kind = kind_of(config)
-    train_steps = check_positive_int(train_steps, "train_steps")
-    reps = check_positive_int(reps, "reps")
     arms = list(arms)
-    if not arms or len(set(arms)) != len(arms):
-        raise ValueError(f"arms must be distinct arm names, at least one, got arms={arms!r}")
-    unknown = [a for a in arms if a not in kind.arms]
-    if unknown:
-        raise ValueError(f"arms {unknown} are not arms of the {kind.name} agent; its arms: {', '.join(kind.arms)}")
     gen = as_generator(rng)
-    plans = [timing_config(config, arm, 0, train_steps) for arm in arms]  # every arm's settings are valid
-    kind.check(plans[0])
+    fill = int(plans[0].learning_starts)
     settings = config.to_dict()
     settings.pop("arm")
     settings.pop("seed")
-    lead = int(config.learning_starts)
-
     torch = require("torch", "laber cost")
-
     threads = torch.get_num_threads()
     timings: dict[str, list[tuple[float, float, float]]] = {arm: [] for arm in arms}
     try:
@@ -240,11 +358,11 @@ def measure_costs(
         for k in range(reps):
             for i in gen.permutation(len(arms)):
                 arm = arms[int(i)]
-                result = kind.train(timing_config(config, arm, k, train_steps))
+                result = kind.train(timing_config(config, arm, k, train_steps, fill))
                 steps = list(result.eval_steps)
                 t = result.eval_train_seconds
-                t0, t_lead, t_end = t[0], t[steps.index(lead)], t[steps.index(lead + train_steps)]
-                run = ((t_lead - t0) / lead, (t_end - t_lead) / train_steps, result.seconds_per_update)
+                t0, t_fill, t_end = t[steps.index(0)], t[steps.index(fill)], t[steps.index(fill + train_steps)]
+                run = ((t_fill - t0) / fill, (t_end - t_fill) / train_steps, result.seconds_per_update)
                 timings[arm].append(run)
                 if on_run is not None:
                     on_run(k, arm, ArmCost(arm, (run[0],), (run[1],), (run[2],)))
@@ -254,12 +372,12 @@ def measure_costs(
         arm: ArmCost(arm, tuple(r[0] for r in rows), tuple(r[1] for r in rows), tuple(r[2] for r in rows))
         for arm, rows in timings.items()
     }
-    return CostTable(settings, lead, train_steps, reps, costs)
+    return CostTable(settings, train_steps, fill, costs, _provenance(torch))
 
 
 def config_of_compare(root: str | os.PathLike[str]) -> tuple[Any, list[str]]:
-    """The run config (arm and seed of its first arm, seed 0) and the arms of the compare directory ``root``,
-    from its ``compare.json``; a ``FileNotFoundError`` or ``ValueError`` naming the file otherwise."""
+    """The run config (arm of its first arm, seed 0) and the arms of the compare directory ``root``, from its
+    ``compare.json``; a ``FileNotFoundError`` or ``ValueError`` naming the file otherwise."""
     from laber.experiments.runs import COMPARE_SETTINGS_FILE
 
     path = Path(root) / COMPARE_SETTINGS_FILE

@@ -48,6 +48,7 @@ from laber.experiments.stats import (
 __all__ = [
     "ArmSummary",
     "apply_costs",
+    "costs_for",
     "load_compare",
     "reference_lines",
     "summarize",
@@ -126,6 +127,20 @@ def apply_costs(
         return summaries, reason
     out = [replace(s, times=np.repeat(costs.times(s.arm, s.steps)[None, :], len(s.seeds), axis=0)) for s in summaries]
     return out, None
+
+
+def costs_for(
+    root: str | os.PathLike[str], summaries: list[ArmSummary], config: dict[str, Any]
+) -> tuple[list[ArmSummary], CostTable | None, str | None]:
+    """The compare directory's ``costs.json`` applied to ``summaries`` (:func:`apply_costs`): the summaries,
+    the table when it was applied (else None), and why a table on disk was not applied (a damaged file
+    included: the comparison then keeps the runs' clocks rather than failing)."""
+    try:
+        found = load_costs(root)
+    except ValueError as exc:
+        return summaries, None, f"it cannot be read ({exc})"
+    out, note = apply_costs(summaries, found, config)
+    return out, (found if note is None else None), note
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -368,10 +383,10 @@ def _time_basis(costs: CostTable | None) -> str:
             "other work carry that load)"
         )
     return (
-        f"training time modelled from matched-load costs ({COSTS_FILE}, `laber cost`: {costs.reps} interleaved "
-        f"rounds of timing runs of every arm, {costs.learning_starts:,} steps before learning starts and "
-        f"{costs.train_steps:,} after; an arm's time at step s is pre x min(s, L) + train_arm x max(s - L, 0)), "
-        "not the runs' own clocks"
+        f"training time modelled from matched-load costs ({COSTS_FILE}, `laber cost`: {costs.describe()}; an "
+        "arm's time at step s is pre x min(s, L) + train x max(s - L, 0), its costs per step before and after "
+        "learning starts), not the runs' own clocks; the model takes an arm's cost per step over the whole "
+        "run to be its cost in the timing window"
     )
 
 
@@ -466,22 +481,25 @@ def _markdown(
         "forward, backward, optimiser step)."
         + (f" Reference values of {env_id} (gymnasium): {reference}." if reference else "")
         + (
-            " Matched load: the median time per update of interleaved timing runs of every arm "
-            f"({COSTS_FILE}, `laber cost`), relative to uniform's."
+            " Matched load: the time per update and per training step relative to uniform's, the median over "
+            f"rounds of interleaved timing runs of every arm of the paired ratio, with its range ({COSTS_FILE}, "
+            "`laber cost`)."
             if costs is not None
             else ""
         )
         + (f" The directory's {COSTS_FILE} is not used: {costs_note}." if costs_note else ""),
         "",
-        "| arm | seeds | final return | AUC | ms / update | vs uniform |" + (" matched load |" if costs else ""),
-        "|---|---|---|---|---|---|" + ("---|" if costs else ""),
+        "| arm | seeds | final return | AUC | ms / update | vs uniform |"
+        + (" matched load, per update | matched load, per step |" if costs else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if costs else ""),
     ]
     for s in summaries:
         ratio = f"{s.seconds_per_update / base:.2f}x" if base else "-"
         matched = ""
         if costs is not None:
-            r = costs.ratio(s.arm)
-            matched = f" {r:.2f}x |" if math.isfinite(r) else " - |"
+            for kind in ("update", "train_step"):
+                r, (lo, hi) = costs.ratio(s.arm, kind), costs.ratio_range(s.arm, kind)
+                matched += f" {r:.2f}x ({lo:.2f}-{hi:.2f}) |" if math.isfinite(r) else " - |"
         lines.append(
             f"| {s.arm} | {len(s.seeds)} | {s.final.format()} | {s.auc.format()} | "
             f"{s.seconds_per_update * 1e3:.3f} | {ratio} |" + matched
@@ -519,6 +537,8 @@ def write_summary(
         "env_id": env_id,
         "config": config,
         "time_basis": "runs" if costs is None else COSTS_FILE,
+        "costs_note": costs_note,
+        "costs_provenance": None if costs is None else costs.provenance,
         "arms": [
             {
                 "arm": s.arm,
@@ -526,7 +546,8 @@ def write_summary(
                 "final": s.final.to_dict(),
                 "auc": s.auc.to_dict(),
                 "seconds_per_update": s.seconds_per_update,
-                "matched_seconds_per_update": None if costs is None else costs.arms[s.arm].update_seconds,
+                "matched_seconds_per_update": None if costs is None else costs.seconds(s.arm, "update"),
+                "matched_seconds_per_step": None if costs is None else costs.seconds(s.arm, "train_step"),
                 "wall_seconds": s.wall_seconds,
                 "steps": s.steps.tolist(),
                 "mean": s.mean.tolist(),
@@ -622,9 +643,7 @@ def write_report(
         raise ValueError(
             f"reference arm {reference!r} has no finished runs under {str(root)!r}; arms: {', '.join(runs)}"
         )
-    found = load_costs(root)
-    summaries, costs_note = apply_costs(summarize(runs), found, config)
-    costs = found if costs_note is None else None
+    summaries, costs, costs_note = costs_for(root, summarize(runs), config)
     lines = reference_lines(env_id)
     plot = write_plot(
         summaries,
