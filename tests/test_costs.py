@@ -279,7 +279,8 @@ def test_costs_replace_the_runs_clocks_in_the_equal_time_comparison(tmp_path: Pa
     assert (scores["laber-mean"]["auc_time"] < scores["uniform"]["auc_time"]).all()
     write_summary(costed, tmp_path, env_id="CartPole-v1", config=_settings(config), costs=table)
     text = (tmp_path / "summary.md").read_text()
-    assert "matched-load costs" in text and "| 2.50x (2.50-2.50) | 3.00x (3.00-3.00) |" in text
+    assert "matched-load costs" in text and "| 2.50x (2.50-2.50) | 3.00x (3.00-3.00) | 0.35 |" in text
+    assert "| 1.00x (1.00-1.00) | 1.00x (1.00-1.00) | 1.00 |" in text  # runs' clock 1 s, modelled 1 s
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["time_basis"] == COSTS_FILE and data["costs_note"] is None
     assert [a["matched_seconds_per_update"] for a in data["arms"]] == pytest.approx([1e-3, 2.5e-3])

@@ -78,6 +78,7 @@ class ArmSummary:
     wall_seconds: float
     curves: np.ndarray  # (seeds, points): every seed's evaluation returns, unsmoothed
     times: np.ndarray | None = None  # (seeds, points): training seconds at each evaluation; None if not recorded
+    recorded_seconds: float | None = None  # mean over seeds of the training seconds the runs' own clocks recorded
 
 
 def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int = 0) -> list[ArmSummary]:
@@ -108,6 +109,9 @@ def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int 
                 times=None
                 if any(rec.train_seconds is None for rec in records)
                 else np.stack([np.asarray(rec.train_seconds) for rec in records]),
+                recorded_seconds=None
+                if any(rec.train_seconds is None for rec in records)
+                else float(np.mean([rec.train_seconds[-1] for rec in records if rec.train_seconds is not None])),
             )
         )
     return out
@@ -483,15 +487,16 @@ def _markdown(
         + (
             " Matched load: the time per update and per training step relative to uniform's, the median over "
             f"rounds of interleaved timing runs of every arm of the paired ratio, with its range ({COSTS_FILE}, "
-            "`laber cost`)."
+            "`laber cost`). Runs' clock / model: the training time the runs recorded over the time the costs "
+            "model for them (above 1: the runs trained on a busier machine than the timing runs)."
             if costs is not None
             else ""
         )
         + (f" The directory's {COSTS_FILE} is not used: {costs_note}." if costs_note else ""),
         "",
         "| arm | seeds | final return | AUC | ms / update | vs uniform |"
-        + (" matched load, per update | matched load, per step |" if costs else ""),
-        "|---|---|---|---|---|---|" + ("---|---|" if costs else ""),
+        + (" matched load, per update | matched load, per step | runs' clock / model |" if costs else ""),
+        "|---|---|---|---|---|---|" + ("---|---|---|" if costs else ""),
     ]
     for s in summaries:
         ratio = f"{s.seconds_per_update / base:.2f}x" if base else "-"
@@ -500,6 +505,8 @@ def _markdown(
             for kind in ("update", "train_step"):
                 r, (lo, hi) = costs.ratio(s.arm, kind), costs.ratio_range(s.arm, kind)
                 matched += f" {r:.2f}x ({lo:.2f}-{hi:.2f}) |" if math.isfinite(r) else " - |"
+            model = float(costs.times(s.arm, s.steps[-1:])[0])
+            matched += f" {s.recorded_seconds / model:.2f} |" if s.recorded_seconds and model > 0 else " - |"
         lines.append(
             f"| {s.arm} | {len(s.seeds)} | {s.final.format()} | {s.auc.format()} | "
             f"{s.seconds_per_update * 1e3:.3f} | {ratio} |" + matched
