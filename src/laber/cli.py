@@ -576,7 +576,9 @@ def _cost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         config, recorded = config_of_compare(args.dir)
     except ValueError as exc:
         parser.error(f"argument DIR: {exc}")
-    if config.env_id.startswith("MinAtar/"):
+    from laber.agents.dqn import MINATAR_PREFIX
+
+    if config.env_id.startswith(MINATAR_PREFIX):
         _require_or_usage(parser, "minatar.gym", "MinAtar environments")
     arms = args.arms if args.arms is not None else recorded
     try:

@@ -144,16 +144,12 @@ class CostTable:
 
     def ratio(self, arm: str, kind: str = "update") -> float:
         """The median over rounds of ``arm``'s paired ratio to uniform (NaN when either was not measured)."""
-        if arm not in self.arms or BASELINE not in self.arms:
-            return math.nan
-        ratios = self.paired_ratios(arm, kind)
+        ratios = self.paired_ratios(arm, kind) if arm in self.arms else None
         return math.nan if ratios is None else float(np.median(ratios))
 
     def ratio_range(self, arm: str, kind: str = "update") -> tuple[float, float]:
         """The lowest and highest paired ratio over rounds (NaNs when either arm was not measured)."""
-        if arm not in self.arms or BASELINE not in self.arms:
-            return (math.nan, math.nan)
-        ratios = self.paired_ratios(arm, kind)
+        ratios = self.paired_ratios(arm, kind) if arm in self.arms else None
         return (math.nan, math.nan) if ratios is None else (float(ratios.min()), float(ratios.max()))
 
     def times(self, arm: str, steps: np.ndarray | Sequence[int]) -> np.ndarray:

@@ -92,6 +92,11 @@ def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int 
             if not np.array_equal(rec.steps, steps):
                 raise ValueError(f"runs of arm {arm!r} have different evaluation steps ({rec.path} differs)")
         curves = np.stack([rec.returns for rec in records])
+        times = (
+            None
+            if any(rec.train_seconds is None for rec in records)
+            else np.stack([np.asarray(rec.train_seconds) for rec in records])
+        )
         mean, low, high = bootstrap_band(curves, n_boot=n_boot, rng=rng)
         out.append(
             ArmSummary(
@@ -106,12 +111,8 @@ def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int 
                 seconds_per_update=float(np.mean([rec.seconds_per_update for rec in records])),
                 wall_seconds=float(np.mean([rec.wall_seconds for rec in records])),
                 curves=curves,
-                times=None
-                if any(rec.train_seconds is None for rec in records)
-                else np.stack([np.asarray(rec.train_seconds) for rec in records]),
-                recorded_seconds=None
-                if any(rec.train_seconds is None for rec in records)
-                else float(np.mean([rec.train_seconds[-1] for rec in records if rec.train_seconds is not None])),
+                times=times,
+                recorded_seconds=None if times is None else float(times[:, -1].mean()),
             )
         )
     return out
