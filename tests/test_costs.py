@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,19 @@ def test_covers_names_what_differs() -> None:
     reason = table.covers(_settings(short("uniform", lr=1e-2)), ["uniform"])
     assert reason is not None and "lr=" in reason
     assert table.covers(_settings(config), ["uniform", "per"]) == "no costs for arm(s) per"
+
+
+def test_version_gap_names_the_versions_that_differ_and_counts_the_runs() -> None:
+    config = short("uniform")
+    table = replace(_table(config, uniform=1e-3), provenance={"laber": "0.2.0", "torch": "2.13.0", "numpy": "2.4"})
+    same = {"laber": "0.2.0", "torch": "2.13.0", "numpy": "2.4"}
+    assert table.version_gap([same, same]) is None
+    assert table.version_gap([]) is None
+    assert table.version_gap([{"laber": "0.2.0"}]) is None  # what a run does not record is not a difference
+    gap = table.version_gap([same, {**same, "torch": "2.12.1"}, {**same, "torch": "2.11.0", "numpy": "2.3"}])
+    assert gap == "torch 2.13.0 (2 of 3 runs trained with 2.11.0, 2.12.1); numpy 2.4 (1 of 3 runs trained with 2.3)"
+    # a table that records no versions (written by hand) has nothing to compare
+    assert replace(table, provenance={}).version_gap([{**same, "torch": "1.0"}]) is None
 
 
 def test_timing_config_is_a_steady_state_window() -> None:
@@ -327,6 +341,15 @@ def test_laber_cost_measures_a_compare_and_remakes_its_summary(
     assert load_task(out).clock == "runs (costs.json not used: no costs for arm(s) laber-mean)"
     table.save(out / COSTS_FILE)
     assert load_task(out).clock == "costs.json"
+    assert json.loads((out / "summary.json").read_text())["costs_version_gap"] is None
+    # costs measured with another torch still apply, and every summary says which versions differ
+    replace(table, provenance={**table.provenance, "torch": "0.0-other"}).save(out / COSTS_FILE)
+    assert main(["report", "--out", str(out)]) == 0
+    gap = "torch 0.0-other (2 of 2 runs trained with "
+    assert gap in json.loads((out / "summary.json").read_text())["costs_version_gap"]
+    assert "measured with other versions than the runs trained with: " + gap in (out / "summary.md").read_text()
+    assert load_task(out).clock.startswith("costs.json (measured with other versions than the runs': " + gap)
+    table.save(out / COSTS_FILE)
     # measuring a subset warns that the table will not cover the compare
     capsys.readouterr()
     assert main(["cost", str(out), "--reps", "1", "--train-steps", "80", "--arms", "uniform"]) == 0

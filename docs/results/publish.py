@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from laber.experiments.aggregate import Estimate
-from laber.experiments.report import costs_for, equal_time_horizon, load_compare, robust_aggregate, summarize
+from laber.experiments.report import (
+    costs_for,
+    costs_version_gap,
+    equal_time_horizon,
+    load_compare,
+    robust_aggregate,
+    summarize,
+)
 from laber.experiments.runs import finished_runs
 from laber.experiments.stats import MIN_SEEDS_FOR_CI
 from laber.experiments.tasks import aggregate_tasks, load_task
@@ -81,8 +88,11 @@ def _task_table(task: str) -> list[str]:
     horizon = equal_time_horizon(summaries)
     base = next((s for s in summaries if s.arm == "uniform"), None)
     steps = int(config["steps"])
+    gap = costs_version_gap(costs, summaries)
     basis = (
-        " (modelled from matched-load costs, `laber cost`); time per update: matched load"
+        " (modelled from matched-load costs, `laber cost`"
+        + (f"; measured with other versions than the runs': {gap}" if gap else "")
+        + "); time per update: matched load"
         if costs is not None
         else " (as the runs measured it); time per update: inside the runs"
         + (f" (costs.json not used: {note})" if note else "")

@@ -42,7 +42,7 @@ import json
 import math
 import os
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,9 @@ class ArmCost:
             raise ValueError(f"arm {self.arm!r}: every kind of timing needs one value per round")
         if not all(math.isfinite(x) and x > 0 for x in (*self.pre_step, *self.train_step, *self.update)):
             raise ValueError(f"arm {self.arm!r}: timings must be positive, finite seconds")
+
+
+_VERSIONED = ("laber", "torch", "numpy")  # the versions a table and the runs both record
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,22 @@ class CostTable:
             return f"measured for other settings: {details}"
         missing = [a for a in arms if a not in self.arms]
         return f"no costs for arm(s) {', '.join(missing)}" if missing else None
+
+    def version_gap(self, versions: Sequence[Mapping[str, str]]) -> str | None:
+        """None when every run of ``versions`` (one mapping per run, as its ``result.json`` records them) trained
+        with the laber, torch and numpy this table was measured with, as far as both sides record them; otherwise
+        which differ, e.g. ``"torch 2.13.0+cpu (2 of 6 runs trained with 2.12.0)"``. Costs measured with other
+        versions may not be the runs' costs: the table still applies, and summaries say so beside it."""
+        gaps = []
+        for key in _VERSIONED:
+            measured = self.provenance.get(key)
+            if measured is None:
+                continue
+            other = sorted({str(v[key]) for v in versions if key in v and str(v[key]) != str(measured)})
+            if other:
+                count = sum(1 for v in versions if key in v and str(v[key]) != str(measured))
+                gaps.append(f"{key} {measured} ({count} of {len(versions)} runs trained with {', '.join(other)})")
+        return "; ".join(gaps) if gaps else None
 
     def describe(self) -> str:
         """One sentence: how and where the table was measured."""

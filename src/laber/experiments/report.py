@@ -23,7 +23,7 @@ import math
 import os
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ __all__ = [
     "ArmSummary",
     "apply_costs",
     "costs_for",
+    "costs_version_gap",
     "load_compare",
     "reference_lines",
     "summarize",
@@ -79,6 +80,7 @@ class ArmSummary:
     curves: np.ndarray  # (seeds, points): every seed's evaluation returns, unsmoothed
     times: np.ndarray | None = None  # (seeds, points): training seconds at each evaluation; None if not recorded
     recorded_seconds: float | None = None  # mean over seeds of the training seconds the runs' own clocks recorded
+    versions: list[dict[str, str]] = field(default_factory=list)  # per seed: the versions the run trained with
 
 
 def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int = 0) -> list[ArmSummary]:
@@ -113,6 +115,7 @@ def summarize(runs: dict[str, list[RunRecord]], *, n_boot: int = 2000, rng: int 
                 curves=curves,
                 times=times,
                 recorded_seconds=None if times is None else float(times[:, -1].mean()),
+                versions=[dict(rec.versions) for rec in records],
             )
         )
     return out
@@ -380,8 +383,16 @@ def robust_aggregate(
     return out
 
 
-def _time_basis(costs: CostTable | None) -> str:
-    """How the equal-time comparisons measured training time."""
+def costs_version_gap(costs: CostTable | None, summaries: Sequence[ArmSummary]) -> str | None:
+    """Which of laber's, torch's and numpy's versions differ between ``costs`` and the runs of ``summaries``
+    (:meth:`CostTable.version_gap`); None without ``costs`` or when none differ."""
+    if costs is None:
+        return None
+    return costs.version_gap([v for s in summaries for v in s.versions])
+
+
+def _time_basis(costs: CostTable | None, gap: str | None = None) -> str:
+    """How the equal-time comparisons measured training time (``gap``: :func:`costs_version_gap`)."""
     if costs is None:
         return (
             "training time as each run measured it (evaluations excluded; runs that shared the machine with "
@@ -392,6 +403,7 @@ def _time_basis(costs: CostTable | None) -> str:
         "arm's time at step s is pre x min(s, L) + train x max(s - L, 0), its costs per step before and after "
         "learning starts), not the runs' own clocks; the model takes an arm's cost per step over the whole "
         "run to be its cost in the timing window"
+        + (f"; the costs were measured with other versions than the runs trained with: {gap}" if gap else "")
     )
 
 
@@ -408,7 +420,7 @@ def _robust_markdown(summaries: list[ArmSummary], costs: CostTable | None = None
         + (
             f" Equal time: the mean evaluation return over the first {horizon:.0f} s of training, the time every "
             "run reached, so that arms whose updates cost more are compared at the same compute; "
-            f"{_time_basis(costs)}."
+            f"{_time_basis(costs, costs_version_gap(costs, summaries))}."
             if horizon is not None
             else ""
         ),
@@ -547,6 +559,7 @@ def write_summary(
         "time_basis": "runs" if costs is None else COSTS_FILE,
         "costs_note": costs_note,
         "costs_provenance": None if costs is None else costs.provenance,
+        "costs_version_gap": costs_version_gap(costs, summaries),
         "arms": [
             {
                 "arm": s.arm,

@@ -32,7 +32,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ class RunRecord:
     seconds_per_update: float
     wall_seconds: float
     train_seconds: np.ndarray | None = None  # at each evaluation; None for runs written before the column
+    versions: dict[str, str] = field(default_factory=dict)  # laber's, torch's and numpy's, as result.json records
 
 
 def run_dir(root: str | os.PathLike[str], arm: str, seed: int) -> Path:
@@ -428,4 +429,5 @@ def load_run(path: str | os.PathLike[str]) -> RunRecord:
         seconds_per_update=float(info["seconds_per_update"]),
         wall_seconds=float(info["wall_seconds"]),
         train_seconds=data[:, 2].astype(np.float64) if data.shape[1] > 2 else None,
+        versions={str(k): str(v) for k, v in dict(info.get("versions") or {}).items()},
     )

@@ -38,7 +38,7 @@ import numpy as np
 
 from laber._optional import require
 from laber.experiments.aggregate import Estimate, iqm_estimate, performance_profile, probability_of_improvement
-from laber.experiments.report import costs_for, load_compare, robust_scores, summarize
+from laber.experiments.report import costs_for, costs_version_gap, load_compare, robust_scores, summarize
 from laber.experiments.runs import OutDirError, check_creatable, is_empty_dir, is_laber_dir, write_marker
 
 __all__ = ["BASELINE", "SCORES", "Task", "aggregate_tasks", "load_task", "write_aggregate"]
@@ -62,9 +62,9 @@ class Task:
     scores: dict[str, dict[str, np.ndarray]]  # arm -> score -> (seeds,) raw values, in the order of ``seeds``
     low: float
     high: float
-    clock: str = (
-        "runs"  # the equal-time clock: "runs" (each run's own, and why a costs.json was not used) or "costs.json"
-    )
+    # the equal-time clock: "runs" (each run's own, and why a costs.json was not used) or "costs.json" (and which
+    # versions differ from the runs')
+    clock: str = "runs"
 
     def normalized(self, arm: str, score: str, runs: int) -> np.ndarray:
         """The first ``runs`` seeds' ``score`` of ``arm``, normalised: ``(x - low) / (high - low)``."""
@@ -86,7 +86,11 @@ def load_task(path: str | os.PathLike[str]) -> Task:
             f"arms: {', '.join(runs)}"
         )
     summaries, costs, note = costs_for(root, summarize(runs, n_boot=1), config)
-    clock = "costs.json" if costs is not None else "runs" if note is None else f"runs (costs.json not used: {note})"
+    gap = costs_version_gap(costs, summaries)
+    if costs is not None:
+        clock = "costs.json" + (f" (measured with other versions than the runs': {gap})" if gap else "")
+    else:
+        clock = "runs" if note is None else f"runs (costs.json not used: {note})"
     by_arm = robust_scores(summaries)
     low = float(np.mean([c[0] for s in summaries for c in s.curves]))
     high = float(np.mean(by_arm[BASELINE]["final"]))
@@ -212,7 +216,7 @@ def _markdown(tasks: Sequence[Task], rows: list[ArmAggregate], scores: list[str]
     for t in tasks:
         seeds = ", ".join(f"{a} {len(s)}" for a, s in t.seeds.items())
         lines.append(f"| {t.name} | {t.env_id} | {t.low:.4g} | {t.high:.4g} | {seeds} | {t.clock} |")
-    if len({t.clock == "costs.json" for t in tasks}) > 1:
+    if len({t.clock.startswith("costs.json") for t in tasks}) > 1:
         lines += [
             "",
             "Warning: the tasks' equal-time scores use different clocks (matched-load costs for some, the runs' "
