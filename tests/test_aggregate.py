@@ -117,6 +117,12 @@ def test_normalize() -> None:
         (lambda: probability_of_improvement(np.zeros((2, 2)), np.zeros((2, 3))), "same tasks"),
         (lambda: normalize([[1.0]], [0.0], [0.0]), "differ"),
         (lambda: aggregate_table({"a": [1.0]}, baseline="b"), "baseline"),
+        (lambda: iqm_estimate([1.0, 2.0], variants=np.zeros((3, 3))), r"variants must have shape \(V, 2, 1\)"),
+        (lambda: iqm_estimate([1.0, 2.0], variants=np.zeros((0, 2))), "V >= 1"),
+        (lambda: iqm_estimate([1.0, 2.0], variants=[[1.0, float("inf")]]), "variants must be finite"),
+        (lambda: iqm_estimate([1.0, 2.0], variants="ab"), "variants must be an array"),
+        (lambda: probability_of_improvement([1.0], [2.0], variants_y=np.zeros((2, 2))), "variants_y"),
+        (lambda: performance_profile([1.0], [0.5], variants=np.zeros((2, 2, 2))), "variants"),
     ],
 )
 def test_errors_name_the_argument(call: object, match: str) -> None:
@@ -140,3 +146,33 @@ def test_against_rliable_when_installed() -> None:
     assert probability_of_improvement(x, y, reps=10).value == pytest.approx(
         float(metrics.probability_of_improvement(x, y)), rel=1e-12
     )
+
+
+def test_variants_replace_the_scores_replicate_by_replicate() -> None:
+    """Replicate b resamples the runs of variants[b mod V], with the same rows drawn as without variants; the
+    point estimate is the scores'. Variants that all equal the scores change nothing."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(6, 2))
+    variants = x[np.newaxis] + rng.normal(size=(3, 1, 2))  # three shifted versions
+    plain = _resample(x, 7, np.random.default_rng(1))
+    varied = _resample(x, 7, np.random.default_rng(1), variants, start=2)
+    rows = np.random.default_rng(1).integers(0, 6, size=(7, 6, 2))
+    for b in range(7):
+        v = variants[(2 + b) % 3]
+        np.testing.assert_array_equal(varied[b], v[rows[b], np.arange(2)])
+        np.testing.assert_array_equal(plain[b], x[rows[b], np.arange(2)])
+    same = np.repeat(x[np.newaxis], 4, axis=0)
+    y = rng.normal(size=(5, 2))
+    assert iqm_estimate(x, reps=300, rng=2, variants=same) == iqm_estimate(x, reps=300, rng=2)
+    assert performance_profile(x, [0.0], reps=300, rng=2, variants=same)[1] == pytest.approx(
+        performance_profile(x, [0.0], reps=300, rng=2)[1]
+    )
+    assert probability_of_improvement(
+        x, y, reps=300, rng=2, variants_x=same, variants_y=np.repeat(y[np.newaxis], 2, axis=0)
+    ) == probability_of_improvement(x, y, reps=300, rng=2)
+    # versions shifted by +-1: the point estimate stays, the interval takes in the shifts
+    shifted = x[np.newaxis] + np.array([-1.0, 1.0])[:, None, None]
+    fixed, moved = iqm_estimate(x, reps=400, rng=2), iqm_estimate(x, reps=400, rng=2, variants=shifted)
+    assert moved.value == fixed.value and moved.low < fixed.low - 0.5 and moved.high > fixed.high + 0.5
+    # one task: (V, runs) is accepted
+    assert iqm_estimate(x[:, 0], reps=50, variants=shifted[:, :, 0]).value == iqm(x[:, 0])

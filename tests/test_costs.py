@@ -32,8 +32,10 @@ from laber.experiments.costs import (
 )
 from laber.experiments.report import (
     apply_costs,
+    auc_time_variants,
     costs_for,
     equal_time_horizon,
+    robust_aggregate,
     robust_scores,
     summarize,
     write_summary,
@@ -370,3 +372,80 @@ def test_config_of_compare_names_a_damaged_file(tmp_path: Path) -> None:
     (tmp_path / "compare.json").write_text('{"settings": {}, "arms": []}')
     with pytest.raises(ValueError, match=r"compare\.json"):
         costs_mod.config_of_compare(tmp_path)
+
+
+def _noisy_table(config: dqn.DQNConfig) -> CostTable:
+    """Five rounds whose paired ratios differ: laber-mean at 1.5x-3x uniform per training step."""
+    ratios = (1.5, 2.0, 3.0, 2.2, 1.8)
+    base = (1e-3, 1.3e-3, 0.8e-3, 1.1e-3, 0.9e-3)
+    return CostTable(
+        _settings(config),
+        400,
+        800,
+        {
+            "uniform": ArmCost("uniform", base, base, base),
+            "laber-mean": ArmCost("laber-mean", base, tuple(b * r for b, r in zip(base, ratios, strict=True)), base),
+        },
+    )
+
+
+def test_rounds_selects_paired_rounds_and_checks_its_indexes() -> None:
+    table = _noisy_table(short("uniform"))
+    picked = table.rounds([2, 2, 0])
+    assert picked.reps == 3 and picked.settings == table.settings
+    np.testing.assert_allclose(picked.paired_ratios("laber-mean"), [3.0, 3.0, 1.5])
+    assert picked.arms["uniform"].train_step == (0.8e-3, 0.8e-3, 1e-3)
+    for bad in ([], [5], [-1], [0.5], [[0]]):
+        with pytest.raises(ValueError, match="which"):
+            table.rounds(bad)  # type: ignore[arg-type]
+
+
+def test_auc_time_variants_are_the_equal_time_scores_of_resampled_rounds() -> None:
+    """Draw v is exactly robust_scores' auc_time with the costs of the rounds the draw's generator picks (each
+    draw its own horizon); with identical rounds every draw is the fixed score."""
+    config = short("uniform")
+    summaries = summarize(_records({"uniform": 1e-3, "laber-mean": 1e-3}), n_boot=20)
+    table = _noisy_table(config)
+    varied = auc_time_variants(summaries, table, draws=7, rng=3)
+    assert varied is not None and set(varied) == {"uniform", "laber-mean"}
+    gen = np.random.default_rng(3)
+    for v in range(7):
+        costed, _ = apply_costs(summaries, table.rounds(gen.integers(0, table.reps, table.reps)), _settings(config))
+        expected = robust_scores(costed)
+        for arm in varied:
+            np.testing.assert_allclose(varied[arm][v], expected[arm]["auc_time"], rtol=1e-12, atol=1e-9)
+    # the draws differ (the rounds differ), and with one round repeated they do not
+    assert np.ptp(varied["laber-mean"][:, 0]) > 0
+    flat = table.rounds([1, 1, 1, 1, 1])
+    fixed = robust_scores(apply_costs(summaries, flat, _settings(config))[0])
+    same = auc_time_variants(summaries, flat, draws=4)
+    assert same is not None
+    for arm in same:
+        np.testing.assert_allclose(same[arm], np.repeat(fixed[arm]["auc_time"][None], 4, axis=0), rtol=1e-12)
+    assert auc_time_variants(summaries, None) is None
+
+
+def test_equal_time_intervals_carry_the_costs_error_and_nothing_else_moves() -> None:
+    """With costs, robust_aggregate's point estimates and its final/AUC intervals are unchanged (same draws of
+    runs), and the equal-time intervals also resample the timing rounds: with rounds from 1.5x to 3x, P(laber-mean
+    > uniform) at equal time spreads wider than with the rounds' median alone."""
+    config = short("uniform")
+    summaries = summarize(_records({"uniform": 1e-3, "laber-mean": 1e-3}, seeds=6), n_boot=20)
+    table = _noisy_table(config)
+    costed, _ = apply_costs(summaries, table, _settings(config))
+    plain = robust_aggregate(costed)
+    joint = robust_aggregate(costed, costs=table)
+    for arm in plain:
+        for key, est in plain[arm].items():
+            other = joint[arm][key]
+            if est is None or other is None:
+                assert est is other
+                continue
+            assert other.value == est.value
+            if not key.endswith("auc_time"):
+                assert (other.low, other.high) == (est.low, est.high)
+    p_plain, p_joint = plain["laber-mean"]["p_auc_time"], joint["laber-mean"]["p_auc_time"]
+    assert p_plain is not None and p_joint is not None
+    i_plain, i_joint = plain["laber-mean"]["iqm_auc_time"], joint["laber-mean"]["iqm_auc_time"]
+    assert i_plain is not None and i_joint is not None
+    assert i_joint.high - i_joint.low > i_plain.high - i_plain.low

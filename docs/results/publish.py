@@ -84,7 +84,7 @@ def _cell(est: Estimate | None, digits: int, enough: bool) -> str:
 def _task_table(task: str) -> list[str]:
     runs, config = load_compare(_run_dirs(task))
     summaries, costs, note = costs_for(_run_dirs(task), summarize(runs), config)
-    robust = robust_aggregate(summaries)
+    robust = robust_aggregate(summaries, costs=costs)
     horizon = equal_time_horizon(summaries)
     base = next((s for s in summaries if s.arm == "uniform"), None)
     steps = int(config["steps"])
@@ -127,22 +127,34 @@ def _task_table(task: str) -> list[str]:
     return lines
 
 
-def _aggregate_table(tasks: Sequence[str]) -> list[str]:
+def _aggregate_table(tasks: Sequence[str], aggregate: str | None) -> list[str]:
     loaded = [load_task(_run_dirs(t)) for t in tasks]
-    rows, _, _ = aggregate_tasks(loaded)
+    rows, scores, _ = aggregate_tasks(loaded)
+    timed = "auc_time" in scores
     names = " and ".join(tasks)
+    links = (
+        f"; [aggregate](docs/results/{aggregate}/aggregate.md), "
+        f"[performance profiles](docs/results/{aggregate}/profiles.png)"
+        if aggregate
+        else ""
+    )
+    clocks = sorted({t.clock for t in loaded})
     lines = [
         f"**Across {names}** (scores normalised per game: 0 the untrained network, 1 uniform's mean final "
-        "return; `laber aggregate`):",
+        f"return; `laber aggregate`{links})."
+        + (f" Equal time: per game, by its clock ({'; '.join(clocks)})." if timed else ""),
         "",
-        "| arm | runs | IQM final | IQM AUC | P(> uniform), final | P(> uniform), AUC |",
-        "|---|---|---|---|---|---|",
+        "| arm | runs | IQM final | IQM AUC | P(> uniform), final | P(> uniform), AUC |"
+        + (" IQM AUC, equal time | P(> uniform), equal time |" if timed else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if timed else ""),
     ]
     for r in rows:
         runs = r.runs_per_task * len(loaded)
         enough = runs >= 5
         cells = [r.arm, str(runs), _cell(r.iqm["final"], 2, enough), _cell(r.iqm["auc"], 2, enough)]
         cells += [_cell(r.improvement["final"], 2, enough), _cell(r.improvement["auc"], 2, enough)]
+        if timed:
+            cells += [_cell(r.iqm["auc_time"], 2, enough), _cell(r.improvement["auc_time"], 2, enough)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -156,7 +168,8 @@ def render() -> str:
         "uniform (0.5: neither is better); brackets: 95% stratified-bootstrap intervals, shown from 5 seeds on; "
         "time per update: relative to uniform's, under matched load where the campaign has a `laber cost` table "
         "(interleaved timing runs of every arm; the runs' own clocks carry whatever else shared the machine), "
-        "else as measured inside the runs; equal time uses the same clock.",
+        "else as measured inside the runs; equal time uses the same clock, and its intervals under matched load "
+        "also resample the timing rounds (the costs' own error).",
         "",
     ]
     for campaign in CAMPAIGNS:
@@ -171,7 +184,7 @@ def render() -> str:
         if missing:
             out += [f"Not run yet: {', '.join(missing)} (`{campaign.script}`).", ""]
         elif len(campaign.tasks) > 1:
-            out += [*_aggregate_table(campaign.tasks), ""]
+            out += [*_aggregate_table(campaign.tasks, campaign.aggregate), ""]
     out.append(END)
     return "\n".join(out)
 

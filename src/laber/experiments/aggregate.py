@@ -23,6 +23,14 @@ probability of improvement both algorithms' runs are resampled, independently. W
 percentile interval under-covers (Agarwal et al. recommend at least 10 runs in total for IQM intervals);
 ``Estimate.runs`` carries ``N * M`` so reports can say so.
 
+Scores that rest on a quantity estimated with error of its own (laber's scores at equal training time rest on the
+arms' costs, measured over a few rounds of timing runs) take ``variants``: ``V`` versions of the score matrix,
+version ``v`` computed from the ``v``-th bootstrap resample of that quantity's data. Replicate ``b`` then
+resamples the runs of ``variants[b mod V]`` instead of the scores: a two-stage bootstrap (the quantity's data,
+then the runs), whose interval carries both sources of error. The point estimate uses the scores themselves.
+Where two algorithms' versions come from the same resample (``variants_x[v]`` and ``variants_y[v]``), their
+pairing is kept.
+
 Scores of different tasks are comparable only once normalised: :func:`normalize` maps ``low`` (a random
 policy) to 0 and ``high`` (a reference score) to 1 per task.
 """
@@ -113,12 +121,38 @@ def iqm(scores: object) -> float:
     return float(_iqm_rows(x.reshape(1, -1))[0])
 
 
-def _resample(x: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """``reps`` stratified resamples of ``x``: shape ``(reps, runs, tasks)``, runs drawn per task."""
+def _check_variants(variants: object, x: np.ndarray, name: str) -> np.ndarray | None:
+    """``variants`` of the ``(runs, tasks)`` matrix ``x`` as a float64 ``(V, runs, tasks)`` array (``(V, runs)``
+    for one task), finite, ``V >= 1``; None stays None. Raises ``ValueError``/``TypeError`` naming ``name``."""
+    if variants is None:
+        return None
+    try:
+        v = np.array(variants, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of numbers, got {name}={variants!r}") from exc
+    if v.ndim == 2 and x.shape[1] == 1:
+        v = v[:, :, np.newaxis]
+    if v.ndim != 3 or v.shape[0] == 0 or v.shape[1:] != x.shape:
+        raise ValueError(f"{name} must have shape (V, {x.shape[0]}, {x.shape[1]}) with V >= 1, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name} must be finite")
+    return v
+
+
+def _resample(
+    x: np.ndarray, reps: int, rng: np.random.Generator, variants: np.ndarray | None = None, start: int = 0
+) -> np.ndarray:
+    """``reps`` stratified resamples of ``x``: shape ``(reps, runs, tasks)``, runs drawn per task. With
+    ``variants`` (``(V, runs, tasks)``), replicate ``start + b`` draws its runs from ``variants[(start + b) % V]``
+    (the same rows drawn from ``rng`` either way)."""
     n, m = x.shape
     rows = rng.integers(0, n, size=(reps, n, m))
-    out: np.ndarray = x[rows, np.arange(m)]
-    return out
+    if variants is None:
+        out: np.ndarray = x[rows, np.arange(m)]
+        return out
+    which = (start + np.arange(reps)) % variants.shape[0]
+    varied: np.ndarray = variants[which[:, np.newaxis, np.newaxis], rows, np.arange(m)]
+    return varied
 
 
 def _interval(value: float, boots: np.ndarray, level: float, runs: int) -> Estimate:
@@ -126,13 +160,17 @@ def _interval(value: float, boots: np.ndarray, level: float, runs: int) -> Estim
     return Estimate(value=float(value), low=float(low), high=float(high), level=level, runs=runs)
 
 
-def iqm_estimate(scores: object, *, reps: int = 2000, level: float = 0.95, rng: RngLike = 0) -> Estimate:
-    """The interquartile mean with its stratified-bootstrap percentile interval."""
+def iqm_estimate(
+    scores: object, *, reps: int = 2000, level: float = 0.95, rng: RngLike = 0, variants: object = None
+) -> Estimate:
+    """The interquartile mean with its stratified-bootstrap percentile interval (``variants``: see the module
+    docstring)."""
     x = score_matrix(scores)
+    v = _check_variants(variants, x, "variants")
     reps = check_positive_int(reps, "reps")
     level = _check_level(level)
     gen = as_generator(rng)
-    boots = _iqm_rows(_resample(x, reps, gen).reshape(reps, -1))
+    boots = _iqm_rows(_resample(x, reps, gen, v).reshape(reps, -1))
     return _interval(iqm(x), boots, level, x.size)
 
 
@@ -144,11 +182,18 @@ def _profile_rows(samples: np.ndarray, taus: np.ndarray) -> np.ndarray:
 
 
 def performance_profile(
-    scores: object, taus: object, *, reps: int = 2000, level: float = 0.95, rng: RngLike = 0
+    scores: object,
+    taus: object,
+    *,
+    reps: int = 2000,
+    level: float = 0.95,
+    rng: RngLike = 0,
+    variants: object = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(F, low, high)`` at every threshold of ``taus``: the fraction of runs above each, averaged over tasks,
-    with pointwise stratified-bootstrap intervals (see the module docstring)."""
+    with pointwise stratified-bootstrap intervals (see the module docstring, also for ``variants``)."""
     x = score_matrix(scores)
+    v = _check_variants(variants, x, "variants")
     t = np.asarray(taus, dtype=np.float64).reshape(-1)
     if t.size == 0 or not np.isfinite(t).all():
         raise ValueError(f"taus must be a non-empty array of finite thresholds, got taus={taus!r}")
@@ -160,7 +205,7 @@ def performance_profile(
     chunk = max(1, 2**24 // max(1, x.size * t.size))  # bounded memory for the (reps, runs, tasks, taus) mask
     for start in range(0, reps, chunk):
         stop = min(reps, start + chunk)
-        boots[start:stop] = _profile_rows(_resample(x, stop - start, gen), t)
+        boots[start:stop] = _profile_rows(_resample(x, stop - start, gen, v, start), t)
     low, high = np.percentile(boots, [50 * (1 - level), 50 * (1 + level)], axis=0)
     return value, low, high
 
@@ -175,14 +220,24 @@ def _improvement_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def probability_of_improvement(
-    x: object, y: object, *, reps: int = 2000, level: float = 0.95, rng: RngLike = 0
+    x: object,
+    y: object,
+    *,
+    reps: int = 2000,
+    level: float = 0.95,
+    rng: RngLike = 0,
+    variants_x: object = None,
+    variants_y: object = None,
 ) -> Estimate:
     """``P(X > Y)``: the chance a run of ``x`` beats a run of ``y`` on a random task (ties count half), with its
-    stratified-bootstrap interval; both matrices have one column per task (their numbers of runs may differ)."""
+    stratified-bootstrap interval; both matrices have one column per task (their numbers of runs may differ).
+    ``variants_x``, ``variants_y``: see the module docstring (replicate ``b`` uses version ``b mod V`` of each)."""
     a = score_matrix(x, "x")
     b = score_matrix(y, "y")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x and y must cover the same tasks, got {a.shape[1]} and {b.shape[1]} columns")
+    va = _check_variants(variants_x, a, "variants_x")
+    vb = _check_variants(variants_y, b, "variants_y")
     reps = check_positive_int(reps, "reps")
     level = _check_level(level)
     gen = as_generator(rng)
@@ -191,7 +246,9 @@ def probability_of_improvement(
     chunk = max(1, 2**24 // max(1, a.shape[0] * b.shape[0] * a.shape[1]))
     for start in range(0, reps, chunk):
         stop = min(reps, start + chunk)
-        boots[start:stop] = _improvement_rows(_resample(a, stop - start, gen), _resample(b, stop - start, gen))
+        boots[start:stop] = _improvement_rows(
+            _resample(a, stop - start, gen, va, start), _resample(b, stop - start, gen, vb, start)
+        )
     return _interval(value, boots, level, a.size + b.size)
 
 

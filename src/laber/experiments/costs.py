@@ -122,6 +122,25 @@ class CostTable:
         """Rounds of timing runs."""
         return len(next(iter(self.arms.values())).update)
 
+    def rounds(self, which: Sequence[int] | np.ndarray) -> CostTable:
+        """The table of the rounds ``which`` (indexes into the rounds, repeats allowed: a bootstrap resample of
+        the rounds keeps every arm's run of a round together, so the paired ratios stay paired)."""
+        idx = np.asarray(which)
+        if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
+            raise ValueError(f"which must be a non-empty 1-D sequence of round indexes, got which={which!r}")
+        if idx.min() < 0 or idx.max() >= self.reps:
+            raise ValueError(f"which must index the {self.reps} rounds (0 to {self.reps - 1}), got which={which!r}")
+        picked = {
+            arm: ArmCost(
+                arm,
+                tuple(c.pre_step[int(i)] for i in idx),
+                tuple(c.train_step[int(i)] for i in idx),
+                tuple(c.update[int(i)] for i in idx),
+            )
+            for arm, c in self.arms.items()
+        }
+        return replace(self, arms=picked)
+
     def paired_ratios(self, arm: str, kind: str = "train_step") -> np.ndarray | None:
         """Per round, ``arm``'s timing of ``kind`` (``pre_step``, ``train_step`` or ``update``) over uniform's in
         the same round; None without a uniform arm."""

@@ -48,6 +48,7 @@ from laber.experiments.stats import (
 __all__ = [
     "ArmSummary",
     "apply_costs",
+    "auc_time_variants",
     "costs_for",
     "costs_version_gap",
     "load_compare",
@@ -360,24 +361,61 @@ def robust_scores(summaries: list[ArmSummary]) -> dict[str, dict[str, np.ndarray
     return out
 
 
+COST_DRAWS = 1000  # bootstrap resamples of a costs table's timing rounds (:func:`auc_time_variants`)
+
+
+def auc_time_variants(
+    summaries: list[ArmSummary], costs: CostTable | None, *, draws: int = COST_DRAWS, rng: int = 0
+) -> dict[str, np.ndarray] | None:
+    """Per arm, ``(draws, seeds)``: every seed's ``auc_time`` (:func:`auc_in_time`) under ``draws`` bootstrap
+    resamples of ``costs``' timing rounds, for intervals at equal time that carry the costs' own error
+    (:mod:`laber.experiments.aggregate`, ``variants``). Draw ``v`` resamples the rounds with replacement, the
+    same rounds for every arm (a round's runs stay paired), models every arm's times from them
+    (:meth:`CostTable.rounds`, :meth:`CostTable.times`) and takes its own horizon: the time every run reaches
+    under that draw. None without ``costs`` (the runs' own clocks: no rounds to resample)."""
+    if costs is None or not summaries:
+        return None
+    gen = np.random.default_rng(rng)
+    out = {s.arm: np.empty((draws, len(s.seeds))) for s in summaries}
+    for v in range(draws):
+        table = costs.rounds(gen.integers(0, costs.reps, costs.reps))
+        times = {s.arm: table.times(s.arm, s.steps) for s in summaries}
+        horizon = min(float(t[-1]) for t in times.values())
+        grid = np.linspace(0.0, horizon, 401)
+        for s in summaries:
+            # linear interpolation in time at the grid, shared by every seed of the arm (its times are modelled)
+            pos = np.interp(grid, times[s.arm], np.arange(s.steps.size, dtype=np.float64))
+            lo = np.floor(pos).astype(np.int64)
+            hi = np.minimum(lo + 1, s.steps.size - 1)
+            w = pos - lo
+            values = s.curves[:, lo] * (1.0 - w) + s.curves[:, hi] * w
+            out[s.arm][v] = ((values[:, 1:] + values[:, :-1]) / 2.0).mean(axis=1)
+    return out
+
+
 def robust_aggregate(
-    summaries: list[ArmSummary], *, reps: int = 2000, rng: int = 0
+    summaries: list[ArmSummary], *, reps: int = 2000, rng: int = 0, costs: CostTable | None = None
 ) -> dict[str, dict[str, Estimate | None]]:
-    """Per arm and score (``auc``, ``final``): the interquartile mean over seeds (``iqm_auc``, ``iqm_final``)
-    and the probability of improvement over uniform (``p_auc``, ``p_final``; None for uniform or without a
-    uniform arm), with stratified-bootstrap intervals (:mod:`laber.experiments.aggregate`)."""
+    """Per arm and score (``auc``, ``final``, ``auc_time``): the interquartile mean over seeds (``iqm_auc``,
+    ...) and the probability of improvement over uniform (``p_auc``, ...; None for uniform or without a uniform
+    arm), with stratified-bootstrap intervals (:mod:`laber.experiments.aggregate`). With ``costs`` (the table
+    the summaries' times were modelled from, :func:`apply_costs`), the intervals at equal time also resample
+    its timing rounds (:func:`auc_time_variants`); the point estimates are the same either way."""
     scores = robust_scores(summaries)
     base = scores.get(ROBUST_BASELINE)
+    varied = auc_time_variants(summaries, costs, rng=rng) if "auc_time" in next(iter(scores.values()), {}) else None
     gen = np.random.default_rng(rng)
     out: dict[str, dict[str, Estimate | None]] = {}
     for arm, by_score in scores.items():
         row: dict[str, Estimate | None] = {}
         for name, x in by_score.items():
-            row[f"iqm_{name}"] = iqm_estimate(x, reps=reps, rng=gen)
+            mine = varied[arm] if varied is not None and name == "auc_time" else None
+            theirs = varied[ROBUST_BASELINE] if mine is not None and varied is not None and base is not None else None
+            row[f"iqm_{name}"] = iqm_estimate(x, reps=reps, rng=gen, variants=mine)
             row[f"p_{name}"] = (
                 None
                 if base is None or arm == ROBUST_BASELINE
-                else probability_of_improvement(x, base[name], reps=reps, rng=gen)
+                else probability_of_improvement(x, base[name], reps=reps, rng=gen, variants_x=mine, variants_y=theirs)
             )
         out[arm] = row
     return out
@@ -408,7 +446,7 @@ def _time_basis(costs: CostTable | None, gap: str | None = None) -> str:
 
 
 def _robust_markdown(summaries: list[ArmSummary], costs: CostTable | None = None) -> list[str]:
-    robust = robust_aggregate(summaries)
+    robust = robust_aggregate(summaries, costs=costs)
     has_base = any(s.arm == ROBUST_BASELINE for s in summaries)
     horizon = equal_time_horizon(summaries)
     timed = horizon is not None
@@ -421,6 +459,12 @@ def _robust_markdown(summaries: list[ArmSummary], costs: CostTable | None = None
             f" Equal time: the mean evaluation return over the first {horizon:.0f} s of training, the time every "
             "run reached, so that arms whose updates cost more are compared at the same compute; "
             f"{_time_basis(costs, costs_version_gap(costs, summaries))}."
+            + (
+                " The intervals at equal time also resample the timing rounds (two-stage bootstrap: rounds, then "
+                "seeds), so they carry the costs' error as well as the seeds'."
+                if costs is not None
+                else ""
+            )
             if horizon is not None
             else ""
         ),
@@ -552,7 +596,7 @@ def write_summary(
     if lines is None:
         lines = reference_lines(env_id)
     _atomic_write_text(md, _markdown(summaries, env_id, config, lines, costs, costs_note))
-    robust = robust_aggregate(summaries)
+    robust = robust_aggregate(summaries, costs=costs)
     data = {
         "env_id": env_id,
         "config": config,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,15 @@ import numpy as np
 
 from laber._optional import require
 from laber.experiments.aggregate import Estimate, iqm_estimate, performance_profile, probability_of_improvement
-from laber.experiments.report import costs_for, costs_version_gap, load_compare, robust_scores, summarize
+from laber.experiments.report import (
+    COST_DRAWS,
+    auc_time_variants,
+    costs_for,
+    costs_version_gap,
+    load_compare,
+    robust_scores,
+    summarize,
+)
 from laber.experiments.runs import OutDirError, check_creatable, is_empty_dir, is_laber_dir, write_marker
 
 __all__ = ["BASELINE", "SCORES", "Task", "aggregate_tasks", "load_task", "write_aggregate"]
@@ -65,10 +73,25 @@ class Task:
     # the equal-time clock: "runs" (each run's own, and why a costs.json was not used) or "costs.json" (and which
     # versions differ from the runs')
     clock: str = "runs"
+    # arm -> (draws, seeds) raw ``auc_time`` under resamples of the costs' timing rounds (``auc_time_variants``);
+    # empty on the runs' own clocks
+    variants: dict[str, np.ndarray] = field(default_factory=dict)
 
     def normalized(self, arm: str, score: str, runs: int) -> np.ndarray:
         """The first ``runs`` seeds' ``score`` of ``arm``, normalised: ``(x - low) / (high - low)``."""
         x = self.scores[arm][score][:runs]
+        out: np.ndarray = (x - self.low) / (self.high - self.low)
+        return out
+
+    def normalized_variants(self, arm: str, runs: int, draws: int) -> np.ndarray:
+        """``(draws, runs)``: the first ``runs`` seeds' ``auc_time`` of ``arm`` under each of ``draws`` resamples
+        of the costs' timing rounds (the fixed scores repeated where the task has none), normalised. Draw ``v``
+        is the task's draw ``v mod`` its number of draws."""
+        if arm not in self.variants:
+            x = np.broadcast_to(self.scores[arm]["auc_time"][:runs], (draws, runs))
+        else:
+            mine = self.variants[arm]
+            x = mine[np.arange(draws) % mine.shape[0], :runs]
         out: np.ndarray = (x - self.low) / (self.high - self.low)
         return out
 
@@ -109,6 +132,7 @@ def load_task(path: str | os.PathLike[str]) -> Task:
         low=low,
         high=high,
         clock=clock,
+        variants=(auc_time_variants(summaries, costs) or {}) if "auc_time" in by_arm[BASELINE] else {},
     )
 
 
@@ -137,6 +161,12 @@ def aggregate_tasks(
     def matrix(arm: str, score: str, runs: int) -> np.ndarray:
         return np.stack([t.normalized(arm, score, runs) for t in tasks], axis=1)
 
+    def varied(arm: str, score: str, runs: int) -> np.ndarray | None:
+        """``(draws, runs, tasks)`` versions of ``matrix`` where a task's equal-time scores rest on costs."""
+        if score != "auc_time" or not any(t.variants for t in tasks):
+            return None
+        return np.stack([t.normalized_variants(arm, runs, COST_DRAWS) for t in tasks], axis=2)
+
     base_runs = min(len(t.seeds[BASELINE]) for t in tasks)
     mats: dict[str, dict[str, np.ndarray]] = {}
     for arm in arms:
@@ -150,18 +180,29 @@ def aggregate_tasks(
     rows: list[ArmAggregate] = []
     for arm in arms:
         by = mats[arm]
+        n_runs = int(next(iter(by.values())).shape[0])
         rows.append(
             ArmAggregate(
                 arm=arm,
-                runs_per_task=int(next(iter(by.values())).shape[0]),
-                iqm={k: iqm_estimate(by[k], reps=reps, rng=gen) for k in scores},
+                runs_per_task=n_runs,
+                iqm={k: iqm_estimate(by[k], reps=reps, rng=gen, variants=varied(arm, k, n_runs)) for k in scores},
                 improvement={
                     k: None
                     if arm == BASELINE
-                    else probability_of_improvement(by[k], matrix(BASELINE, k, base_runs), reps=reps, rng=gen)
+                    else probability_of_improvement(
+                        by[k],
+                        matrix(BASELINE, k, base_runs),
+                        reps=reps,
+                        rng=gen,
+                        variants_x=varied(arm, k, n_runs),
+                        variants_y=varied(BASELINE, k, base_runs),
+                    )
                     for k in scores
                 },
-                profile={k: performance_profile(by[k], taus, reps=reps, rng=gen) for k in scores},
+                profile={
+                    k: performance_profile(by[k], taus, reps=reps, rng=gen, variants=varied(arm, k, n_runs))
+                    for k in scores
+                },
             )
         )
     return rows, scores, taus
@@ -205,7 +246,8 @@ def _markdown(tasks: Sequence[Task], rows: list[ArmAggregate], scores: list[str]
         "step-0 evaluation of the task's runs), 1 is uniform's mean final return. Final: the mean evaluation "
         "return over the last 10% of the steps; AUC: over the whole run; AUC at equal time: over the first "
         "seconds of training that every run of the task reached, by the task's clock (runs: each run's own "
-        "clock; costs.json: the matched-load costs of `laber cost`). IQM: interquartile mean of all runs of all "
+        "clock; costs.json: the matched-load costs of `laber cost`, whose timing rounds the intervals at equal "
+        "time resample too, task by task). IQM: interquartile mean of all runs of all "
         "tasks; P(> uniform): the probability that a run of the arm beats a run of uniform on a random task "
         "(0.5: neither is better). Brackets: 95% stratified-bootstrap intervals (tasks are strata; Agarwal et "
         "al., NeurIPS 2021); none below 5 runs, and with fewer than 10 they are wide and under-cover.",
