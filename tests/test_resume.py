@@ -377,6 +377,16 @@ def test_other_versions_and_missing_files_are_resume_errors(tmp_path: Path) -> N
     state.write_text(json.dumps(data))
     with pytest.raises(ResumeError, match=r"other versions.*torch 0\.0\.1"):
         RunCheckpoints(ck, config).step()
+    # the same release with another local label (torch's +cpu / +cu121 wheels) continues
+    release = str(torch.__version__).split("+", 1)[0]
+    for label in ("", "+cu121", "+cpu"):
+        data["versions"]["torch"] = release + label
+        state.write_text(json.dumps(data))
+        assert RunCheckpoints(ck, config).step() == data["step"]
+    data["versions"]["laber"] = "0.0.0+" + data["versions"]["laber"]
+    state.write_text(json.dumps(data))
+    with pytest.raises(ResumeError, match=r"other versions.*laber 0\.0\.0\+"):
+        RunCheckpoints(ck, config).step()
     _killed_at(config, tmp_path / "ck2", 300)
     (tmp_path / "ck2" / "state" / "buffer.npz").unlink()
     with pytest.raises(ResumeError, match=r"no buffer\.npz"):

@@ -35,8 +35,9 @@ checkpoint under ``state`` or ``state.old``. ``restore`` takes the first one pre
 temporaries (``state.tmp-*``). laber writes checkpoints only into a directory that is absent, empty or marked
 as its own (``.laber-checkpoints``), and deletes nothing there but those names. A checkpoint whose config
 differs from the run's is refused with ``ResumeError`` naming the first setting that differs, and so is one
-written with another version of laber or torch (their numerics may differ; numpy's version is recorded but not
-required to match: its generators' streams do not change between versions).
+written with another release of laber or torch (their numerics may differ; a local label such as torch's
+``+cpu`` is not compared, so a CPU wheel continues a CUDA wheel's checkpoint of the same release; numpy's version
+is recorded but not required to match: its generators' streams do not change between versions).
 """
 
 from __future__ import annotations
@@ -277,7 +278,7 @@ class RunCheckpoints:
         if missing:
             raise ResumeError(f"{str(path)!r}: state.json lacks {', '.join(missing)}")
         theirs, mine = state["versions"], _versions(require("torch", "run checkpoints"))
-        if not isinstance(theirs, dict) or any(theirs.get(k) != mine[k] for k in _CHECKED_VERSIONS):
+        if not isinstance(theirs, dict) or any(_release(theirs.get(k)) != _release(mine[k]) for k in _CHECKED_VERSIONS):
             raise ResumeError(
                 f"{str(path)!r} was written by other versions ({_show_versions(theirs)}; these are "
                 f"{_show_versions(mine)}): its run might not continue the same way"
@@ -391,6 +392,12 @@ def _versions(torch: Any) -> dict[str, str]:
     from laber import __version__
 
     return {"laber": __version__, "torch": str(torch.__version__), "numpy": np.__version__}
+
+
+def _release(version: object) -> object:
+    """A version without its local label (PEP 440: ``2.13.0+cpu`` -> ``2.13.0``): torch's CPU and CUDA wheels of
+    one release carry different labels and run the same CPU code."""
+    return version.split("+", 1)[0] if isinstance(version, str) else version
 
 
 def _show_versions(versions: object) -> str:
