@@ -338,11 +338,16 @@ def test_laber_cost_measures_a_compare_and_remakes_its_summary(
     (out / COSTS_FILE).write_text(json.dumps(data))
     assert main(["report", "--out", str(out)]) == 0
     assert "costs.json is not used: no costs for arm(s) laber-mean" in (out / "summary.md").read_text()
-    from laber.experiments.tasks import load_task
+    from laber.experiments.report import COST_DRAWS
+    from laber.experiments.tasks import aggregate_tasks, load_task
 
     assert load_task(out).clock == "runs (costs.json not used: no costs for arm(s) laber-mean)"
     table.save(out / COSTS_FILE)
     assert load_task(out).clock == "costs.json"
+    task = load_task(out)  # its equal-time scores under resampled timing rounds go into the aggregate's intervals
+    assert {arm: v.shape for arm, v in task.variants.items()} == {a: (COST_DRAWS, 1) for a in ("uniform", "laber-mean")}
+    rows, scores, _ = aggregate_tasks([task], reps=50)
+    assert "auc_time" in scores and rows[1].improvement["auc_time"] is not None
     assert json.loads((out / "summary.json").read_text())["costs_version_gap"] is None
     # costs measured with another torch still apply, and every summary says which versions differ
     replace(table, provenance={**table.provenance, "torch": "0.0-other"}).save(out / COSTS_FILE)

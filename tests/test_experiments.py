@@ -544,6 +544,13 @@ def test_summary_has_robust_aggregates(tmp_path: Path) -> None:
     assert f"{wins:.2f} [" in row
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["arms"][1]["robust"]["p_final"]["value"] == pytest.approx(wins)
+    shown = data["arms"][1]["robust"]["p_final"]
+    assert shown["low"] is not None and shown["high"] is not None and shown["seeds"] == 6
+    # below 5 seeds summary.json carries no interval, as summary.md shows none (and as for final and AUC)
+    write_summary(summarize({a: r[:3] for a, r in runs.items()}, n_boot=50), tmp_path, env_id="CartPole-v1", config={})
+    few = json.loads((tmp_path / "summary.json").read_text())["arms"][1]["robust"]
+    assert few["p_final"]["low"] is None and few["iqm_final"]["high"] is None and few["iqm_final"]["seeds"] == 3
+    assert few["iqm_final"]["value"] == pytest.approx(iqm(finals["laber-mean"][:3]))
 
 
 def test_equal_time_aggregates(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ performance profiles against brute force; the output directory's safety; the com
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,8 @@ def test_write_aggregate_outputs_and_reruns(
     data = json.loads(js.read_text())
     assert [r["arm"] for r in data["arms"]] == ["uniform", "laber-mean"]
     assert data["arms"][1]["improvement"]["final"]["runs"] == 20
+    assert data["arms"][1]["improvement"]["final"]["low"] is not None
+    assert [t["path"] for t in data["tasks"]] == [os.path.relpath(a, out), os.path.relpath(b, out)]
     write_aggregate([a, b], out, reps=100)  # an earlier aggregate's directory may be written again
 
 

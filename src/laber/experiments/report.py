@@ -597,6 +597,7 @@ def write_summary(
         lines = reference_lines(env_id)
     _atomic_write_text(md, _markdown(summaries, env_id, config, lines, costs, costs_note))
     robust = robust_aggregate(summaries, costs=costs)
+    base_seeds = next((len(s.seeds) for s in summaries if s.arm == ROBUST_BASELINE), 0)
     data = {
         "env_id": env_id,
         "config": config,
@@ -616,16 +617,28 @@ def write_summary(
                 "wall_seconds": s.wall_seconds,
                 "steps": s.steps.tolist(),
                 "mean": s.mean.tolist(),
-                "robust": {
-                    key: None if est is None else {"value": est.value, "low": est.low, "high": est.high}
-                    for key, est in robust[s.arm].items()
-                },
+                "robust": {key: _robust_json(est, key, len(s.seeds), base_seeds) for key, est in robust[s.arm].items()},
             }
             for s in summaries
         ],
     }
     _atomic_write_text(root / SUMMARY_JSON, json.dumps(data, indent=1) + "\n")
     return md
+
+
+def _robust_json(est: Estimate | None, key: str, seeds: int, base_seeds: int) -> dict[str, Any] | None:
+    """One robust estimate for summary.json: ``low`` and ``high`` are None where the markdown shows no interval
+    (an IQM of fewer than ``MIN_SEEDS_FOR_CI`` seeds; a probability of improvement where either arm has fewer),
+    as for the final return and AUC; ``seeds`` is the arm's count."""
+    if est is None:
+        return None
+    enough = seeds >= MIN_SEEDS_FOR_CI and (not key.startswith("p_") or base_seeds >= MIN_SEEDS_FOR_CI)
+    return {
+        "value": est.value,
+        "low": est.low if enough else None,
+        "high": est.high if enough else None,
+        "seeds": seeds,
+    }
 
 
 def _recorded_arms(root: Path) -> list[str]:

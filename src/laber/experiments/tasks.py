@@ -231,6 +231,14 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _estimate_json(est: Estimate, runs: int) -> dict[str, Any]:
+    """``est`` for aggregate.json: its bounds None below 5 runs, as the markdown shows no interval there."""
+    out = dict(vars(est))
+    if runs < 5:
+        out["low"] = out["high"] = None
+    return out
+
+
 def _cell(est: Estimate | None, few: bool) -> str:
     if est is None:
         return "-"
@@ -340,7 +348,7 @@ def write_aggregate(
             {
                 "name": t.name,
                 "env_id": t.env_id,
-                "path": str(t.path),
+                "path": os.path.relpath(t.path, target),  # from the aggregate's directory: the pair moves together
                 "low": t.low,
                 "high": t.high,
                 "seeds": t.seeds,
@@ -354,8 +362,11 @@ def write_aggregate(
             {
                 "arm": r.arm,
                 "runs_per_task": r.runs_per_task,
-                "iqm": {k: vars(e) for k, e in r.iqm.items()},
-                "improvement": {k: None if e is None else vars(e) for k, e in r.improvement.items()},
+                "iqm": {k: _estimate_json(e, r.runs_per_task * len(tasks)) for k, e in r.iqm.items()},
+                "improvement": {
+                    k: None if e is None else _estimate_json(e, r.runs_per_task * len(tasks))
+                    for k, e in r.improvement.items()
+                },
                 "profile": {k: [v.tolist() for v in p] for k, p in r.profile.items()},
             }
             for r in rows
