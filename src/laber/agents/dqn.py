@@ -169,11 +169,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 class DQNConfig:
     """Every setting of one training run; validated on construction (named ``ValueError``/``TypeError``).
 
-    Steps count environment steps. Exploration is epsilon-greedy with ``epsilon`` decayed linearly from
-    ``eps_start`` to ``eps_end`` over the first ``eps_decay_steps`` steps; the first ``learning_starts`` steps
-    act uniformly at random and do not train. The target network is a copy of the online network refreshed every
-    ``target_update`` steps. Evaluation runs ``eval_episodes`` greedy episodes every ``eval_every`` steps (and
-    once before training).
+    Steps count environment steps. The first ``learning_starts`` steps act uniformly at random and do not
+    train; after them exploration is epsilon-greedy with ``epsilon`` decayed linearly from ``eps_start`` to
+    ``eps_end`` over ``eps_decay_steps`` steps (``epsilon(s) = eps_start + min(max(s - learning_starts, 0) /
+    eps_decay_steps, 1) (eps_end - eps_start)``, as in MinAtar's DQN), then held at ``eps_end``. The target
+    network is a copy of the online network refreshed every ``target_update`` steps. Evaluation runs
+    ``eval_episodes`` greedy episodes every ``eval_every`` steps (and once before training).
 
     ``device`` (a torch device name: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) holds the networks. On any device
     but the CPU, or with ``device_buffer=True`` (which runs that path on the CPU too), the replay buffer lives

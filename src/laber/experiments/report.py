@@ -457,7 +457,9 @@ def _robust_markdown(summaries: list[ArmSummary], costs: CostTable | None = None
         "stratified-bootstrap interval (none below 5 seeds; with fewer than 10 they are wide and under-cover)."
         + (
             f" Equal time: the mean evaluation return over the first {horizon:.0f} s of training, the time every "
-            "run reached, so that arms whose updates cost more are compared at the same compute; "
+            "run reached, so that arms whose updates cost more are compared at the same compute (it weights the "
+            "curve by training time where AUC weights it by steps: the random steps before learning starts are a "
+            "smaller share of the time than of the steps, so uniform's two AUCs differ); "
             f"{_time_basis(costs, costs_version_gap(costs, summaries))}."
             + (
                 " The intervals at equal time also resample the timing rounds (two-stage bootstrap: rounds, then "
