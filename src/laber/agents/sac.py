@@ -28,7 +28,9 @@ multiplier:
 
 One ``seed`` controls everything (network initialisation, environments, buffer, LaBER, exploration); on the CPU
 with one thread the same seed gives the same run. Per-update cost on the project's 2-core machine (B = 256, 256x256
-networks): see the experiments docs.
+networks, Hopper-v5), measured by ``laber cost`` (5 interleaved rounds, beside two other training runs): 24 ms
+for ``uniform`` and 1.76x that for ``laber-mean`` (1.23x-1.80x over the rounds), which scores ``m * B`` rows
+with the target networks and both critics before it sub-samples.
 """
 
 from __future__ import annotations
