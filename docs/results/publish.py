@@ -51,11 +51,16 @@ class Campaign:
     title: str
     tasks: tuple[str, ...]
     script: str
-    aggregate: str | None = None  # where ``laber aggregate`` writes, for campaigns of several tasks
+    aggregate: str | None = None  # where ``laber aggregate`` writes (normalised scores, performance profiles)
 
 
 CAMPAIGNS: tuple[Campaign, ...] = (
-    Campaign("LunarLander-v3, reference Double DQN, every arm", ("lunarlander",), "docs/results/lunarlander.sh"),
+    Campaign(
+        "LunarLander-v3, reference Double DQN, every arm",
+        ("lunarlander",),
+        "docs/results/lunarlander.sh",
+        aggregate="lunarlander-profiles",
+    ),
     Campaign(
         "MinAtar, the paper's DQN",
         ("minatar-breakout", "minatar-spaceinvaders"),
@@ -185,6 +190,14 @@ def render() -> str:
             out += [f"Not run yet: {', '.join(missing)} (`{campaign.script}`).", ""]
         elif len(campaign.tasks) > 1:
             out += [*_aggregate_table(campaign.tasks, campaign.aggregate), ""]
+        elif campaign.aggregate:
+            out += [
+                f"Performance profiles of {campaign.tasks[0]}'s runs (the fraction of runs scoring above each "
+                "normalised score, per arm): [profiles](docs/results/"
+                f"{campaign.aggregate}/profiles.png), [normalised aggregate](docs/results/{campaign.aggregate}/"
+                "aggregate.md).",
+                "",
+            ]
     out.append(END)
     return "\n".join(out)
 
@@ -199,7 +212,7 @@ def _replace_block(text: str, block: str) -> str:
 
 def _figures() -> None:
     """Re-make every campaign's page, plot and summary (campaign.sh PUBLISH_ONLY=1 on a copy of its runs), and
-    the ``laber aggregate`` output of campaigns of several tasks."""
+    the ``laber aggregate`` output of every campaign that has one (across tasks, or one task's profiles)."""
     laber = shutil.which("laber") or str(Path(sys.executable).with_name("laber"))
     for campaign in CAMPAIGNS:
         present = [t for t in campaign.tasks if _has_runs(t)]
@@ -207,7 +220,7 @@ def _figures() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 env = {**os.environ, "LABER": laber, "OUT": f"{tmp}/runs", "PUBLISH_ONLY": "1"}
                 subprocess.run(["bash", str(RESULTS / "campaign.sh"), task], check=True, env=env, cwd=ROOT)
-        if campaign.aggregate and len(present) == len(campaign.tasks) > 1:
+        if campaign.aggregate and present and len(present) == len(campaign.tasks):
             dirs = [str(_run_dirs(t)) for t in campaign.tasks]
             subprocess.run([laber, "aggregate", *dirs, "--out", str(RESULTS / campaign.aggregate)], check=True)
 
