@@ -365,14 +365,25 @@ COST_DRAWS = 1000  # bootstrap resamples of a costs table's timing rounds (:func
 
 
 def auc_time_variants(
-    summaries: list[ArmSummary], costs: CostTable | None, *, draws: int = COST_DRAWS, rng: int = 0
+    summaries: list[ArmSummary],
+    costs: CostTable | None,
+    *,
+    draws: int = COST_DRAWS,
+    rng: int | Sequence[int] = 0,
 ) -> dict[str, np.ndarray] | None:
     """Per arm, ``(draws, seeds)``: every seed's ``auc_time`` (:func:`auc_in_time`) under ``draws`` bootstrap
     resamples of ``costs``' timing rounds, for intervals at equal time that carry the costs' own error
     (:mod:`laber.experiments.aggregate`, ``variants``). Draw ``v`` resamples the rounds with replacement, the
     same rounds for every arm (a round's runs stay paired), models every arm's times from them
     (:meth:`CostTable.rounds`, :meth:`CostTable.times`) and takes its own horizon: the time every run reaches
-    under that draw. None without ``costs`` (the runs' own clocks: no rounds to resample)."""
+    under that draw. None without ``costs`` (the runs' own clocks: no rounds to resample). ``rng``: the seed (an
+    int or a sequence of ints) of the draws.
+
+    With ``K`` rounds a draw's median is one of the ``K`` measured ratios (for ``K = 5`` the lowest and highest
+    each with probability 0.058), so the costs' part of a 95% interval spans about the rounds' range; with one
+    round the draws do not vary. The draws need not be centred on the full table's scores (the horizon is a
+    minimum over arms)."""
+    draws = check_positive_int(draws, "draws")
     if costs is None or not summaries:
         return None
     gen = np.random.default_rng(rng)
@@ -403,7 +414,10 @@ def robust_aggregate(
     its timing rounds (:func:`auc_time_variants`); the point estimates are the same either way."""
     scores = robust_scores(summaries)
     base = scores.get(ROBUST_BASELINE)
-    varied = auc_time_variants(summaries, costs, rng=rng) if "auc_time" in next(iter(scores.values()), {}) else None
+    # the rounds' draws from a stream of their own (not the seeds' resampling stream)
+    varied = (
+        auc_time_variants(summaries, costs, rng=(rng, 1)) if "auc_time" in next(iter(scores.values()), {}) else None
+    )
     gen = np.random.default_rng(rng)
     out: dict[str, dict[str, Estimate | None]] = {}
     for arm, by_score in scores.items():

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -132,7 +133,10 @@ def load_task(path: str | os.PathLike[str]) -> Task:
         low=low,
         high=high,
         clock=clock,
-        variants=(auc_time_variants(summaries, costs) or {}) if "auc_time" in by_arm[BASELINE] else {},
+        # each task's rounds drawn from its own stream (seeded by its name): tasks' tables are separate measurements
+        variants=(auc_time_variants(summaries, costs, rng=(2, zlib.crc32(name.encode()))) or {})
+        if "auc_time" in by_arm[BASELINE]
+        else {},
     )
 
 
