@@ -454,3 +454,18 @@ def test_equal_time_intervals_carry_the_costs_error_and_nothing_else_moves() -> 
     i_plain, i_joint = plain["laber-mean"]["iqm_auc_time"], joint["laber-mean"]["iqm_auc_time"]
     assert i_plain is not None and i_joint is not None
     assert i_joint.high - i_joint.low > i_plain.high - i_plain.low
+
+
+def test_robust_aggregate_refuses_times_the_costs_do_not_model() -> None:
+    """costs= must be the table the summaries' times came from: the runs' own clocks, or another table's times,
+    are refused with a ValueError naming the arm, rather than mixing two clocks in one interval."""
+    config = short("uniform")
+    summaries = summarize(_records({"uniform": 1e-3, "laber-mean": 1e-3}), n_boot=20)
+    table = _noisy_table(config)
+    with pytest.raises(ValueError, match="costs: arm 'laber-mean'.s training times"):
+        robust_aggregate(summaries, reps=50, costs=table)  # the runs' own clocks (uniform's happen to agree)
+    other, _ = apply_costs(summaries, table.rounds([2, 2, 2, 2, 2]), _settings(config))
+    with pytest.raises(ValueError, match="costs: arm '(uniform|laber-mean)'.s training times"):
+        robust_aggregate(other, reps=50, costs=table)  # another table's (round 2's) times
+    costed, _ = apply_costs(summaries, table, _settings(config))
+    assert robust_aggregate(costed, reps=50, costs=table)["laber-mean"]["p_auc_time"] is not None

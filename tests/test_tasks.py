@@ -148,3 +148,19 @@ def test_cli_aggregate(
     assert exc.value.code == 2
     assert "holds no compare" in capsys.readouterr().err
     assert not (tmp_path / "agg2").exists()
+
+
+def test_improvement_intervals_need_enough_uniform_runs_too(tmp_path: Path) -> None:
+    """An arm with 6 runs gets an IQM interval, but its P(> uniform) has none when uniform has only 4 runs (as a
+    compare's summary does it): null bounds in aggregate.json, no interval in aggregate.md."""
+    rng = np.random.default_rng(9)
+    curves = {"uniform": [_curve(rng, 0, 100) for _ in range(4)], "laber-mean": [_curve(rng, 0, 120) for _ in range(6)]}
+    _write_compare(tmp_path / "t", "CartPole-v1", curves)
+    md, js, _ = write_aggregate([tmp_path / "t"], tmp_path / "agg", reps=100)
+    rows = {r["arm"]: r for r in json.loads(js.read_text())["arms"]}
+    assert rows["laber-mean"]["iqm"]["final"]["low"] is not None
+    assert rows["laber-mean"]["improvement"]["final"]["low"] is None
+    assert rows["uniform"]["iqm"]["final"]["low"] is None
+    line = next(x for x in md.read_text().splitlines() if x.startswith("| laber-mean | 6 |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert "too few runs" not in cells[2] and all("too few runs" in c for c in cells[5:])

@@ -411,7 +411,17 @@ def robust_aggregate(
     ...) and the probability of improvement over uniform (``p_auc``, ...; None for uniform or without a uniform
     arm), with stratified-bootstrap intervals (:mod:`laber.experiments.aggregate`). With ``costs`` (the table
     the summaries' times were modelled from, :func:`apply_costs`), the intervals at equal time also resample
-    its timing rounds (:func:`auc_time_variants`); the point estimates are the same either way."""
+    its timing rounds (:func:`auc_time_variants`); the point estimates are the same either way. ``ValueError``
+    when ``costs`` is given but some arm's times are not the ones it models (the summaries were not passed through
+    :func:`apply_costs` with that table): the intervals would mix two clocks."""
+    if costs is not None:
+        for s in summaries:
+            modelled = costs.times(s.arm, s.steps) if s.times is not None else None
+            if modelled is None or s.times is None or not np.allclose(s.times, modelled[None, :], rtol=1e-9, atol=0):
+                raise ValueError(
+                    f"costs: arm {s.arm!r}'s training times are not the ones this costs table models; pass the "
+                    "summaries through apply_costs(summaries, costs, config) first, or leave costs=None"
+                )
     scores = robust_scores(summaries)
     base = scores.get(ROBUST_BASELINE)
     # the rounds' draws from a stream of their own (not the seeds' resampling stream)
@@ -459,8 +469,9 @@ def _time_basis(costs: CostTable | None, gap: str | None = None) -> str:
     )
 
 
-def _robust_markdown(summaries: list[ArmSummary], costs: CostTable | None = None) -> list[str]:
-    robust = robust_aggregate(summaries, costs=costs)
+def _robust_markdown(
+    summaries: list[ArmSummary], robust: dict[str, dict[str, Estimate | None]], costs: CostTable | None = None
+) -> list[str]:
     has_base = any(s.arm == ROBUST_BASELINE for s in summaries)
     horizon = equal_time_horizon(summaries)
     timed = horizon is not None
@@ -532,6 +543,7 @@ def _markdown(
     env_id: str,
     config: dict[str, Any],
     lines_of_env: Sequence[tuple[float, str]],
+    robust: dict[str, dict[str, Estimate | None]],
     costs: CostTable | None = None,
     costs_note: str | None = None,
 ) -> str:
@@ -584,7 +596,7 @@ def _markdown(
             f"| {s.arm} | {len(s.seeds)} | {s.final.format()} | {s.auc.format()} | "
             f"{s.seconds_per_update * 1e3:.3f} | {ratio} |" + matched
         )
-    lines.extend(_robust_markdown(summaries, costs))
+    lines.extend(_robust_markdown(summaries, robust, costs))
     lines.append("")
     return "\n".join(lines)
 
@@ -611,8 +623,8 @@ def write_summary(
     md = root / SUMMARY_FILE
     if lines is None:
         lines = reference_lines(env_id)
-    _atomic_write_text(md, _markdown(summaries, env_id, config, lines, costs, costs_note))
-    robust = robust_aggregate(summaries, costs=costs)
+    robust = robust_aggregate(summaries, costs=costs)  # once: its equal-time draws take about a second
+    _atomic_write_text(md, _markdown(summaries, env_id, config, lines, robust, costs, costs_note))
     base_seeds = next((len(s.seeds) for s in summaries if s.arm == ROBUST_BASELINE), 0)
     data = {
         "env_id": env_id,

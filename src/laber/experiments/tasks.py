@@ -49,6 +49,7 @@ from laber.experiments.report import (
     summarize,
 )
 from laber.experiments.runs import OutDirError, check_creatable, is_empty_dir, is_laber_dir, write_marker
+from laber.experiments.stats import MIN_SEEDS_FOR_CI
 
 __all__ = ["BASELINE", "SCORES", "Task", "aggregate_tasks", "load_task", "write_aggregate"]
 
@@ -235,18 +236,31 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _estimate_json(est: Estimate, runs: int) -> dict[str, Any]:
-    """``est`` for aggregate.json: its bounds None below 5 runs, as the markdown shows no interval there."""
+def _estimate_json(est: Estimate, enough: bool) -> dict[str, Any]:
+    """``est`` for aggregate.json: its bounds None where the markdown shows no interval (not ``enough`` runs,
+    :func:`_enough`)."""
     out = dict(vars(est))
-    if runs < 5:
+    if not enough:
         out["low"] = out["high"] = None
     return out
+
+
+def _enough(runs: int, base_runs: int, improvement: bool) -> bool:
+    """Whether an estimate over ``runs`` runs (an IQM) or over ``runs`` against uniform's ``base_runs`` (a
+    probability of improvement) gets an interval: at least ``MIN_SEEDS_FOR_CI`` runs on each side, as in a
+    compare's summary."""
+    return runs >= MIN_SEEDS_FOR_CI and (not improvement or base_runs >= MIN_SEEDS_FOR_CI)
 
 
 def _cell(est: Estimate | None, few: bool) -> str:
     if est is None:
         return "-"
     return f"{est.value:.2f} (too few runs for a CI)" if few else est.format()
+
+
+def _base_runs(tasks: Sequence[Task], rows: list[ArmAggregate]) -> int:
+    """Uniform's runs over all tasks (0 without a uniform row)."""
+    return next((r.runs_per_task * len(tasks) for r in rows if r.arm == BASELINE), 0)
 
 
 def _markdown(tasks: Sequence[Task], rows: list[ArmAggregate], scores: list[str]) -> str:
@@ -262,7 +276,8 @@ def _markdown(tasks: Sequence[Task], rows: list[ArmAggregate], scores: list[str]
         "time resample too, task by task). IQM: interquartile mean of all runs of all "
         "tasks; P(> uniform): the probability that a run of the arm beats a run of uniform on a random task "
         "(0.5: neither is better). Brackets: 95% stratified-bootstrap intervals (tasks are strata; Agarwal et "
-        "al., NeurIPS 2021); none below 5 runs, and with fewer than 10 they are wide and under-cover.",
+        "al., NeurIPS 2021); none below 5 runs of the arm (for P(> uniform), of uniform too), and with fewer "
+        "than 10 they are wide and under-cover.",
         "",
         "| task | environment | low (0) | high (1) | seeds per arm | clock |",
         "|---|---|---|---|---|---|",
@@ -279,11 +294,11 @@ def _markdown(tasks: Sequence[Task], rows: list[ArmAggregate], scores: list[str]
     head = ["arm", "runs"] + [f"IQM {SCORE_LABELS[k]}" for k in scores]
     head += [f"P(> uniform), {SCORE_LABELS[k]}" for k in scores]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base_runs = _base_runs(tasks, rows)
     for r in rows:
         runs = r.runs_per_task * len(tasks)
-        few = runs < 5
-        cells = [r.arm, str(runs)] + [_cell(r.iqm[k], few) for k in scores]
-        cells += [_cell(r.improvement[k], few) for k in scores]
+        cells = [r.arm, str(runs)] + [_cell(r.iqm[k], not _enough(runs, base_runs, False)) for k in scores]
+        cells += [_cell(r.improvement[k], not _enough(runs, base_runs, True)) for k in scores]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"![performance profiles]({PROFILE_PNG})", ""]
     return "\n".join(lines)
@@ -347,6 +362,7 @@ def write_aggregate(
         write_marker(target, "aggregate")
     md, js, png = target / AGGREGATE_MD, target / AGGREGATE_JSON, target / PROFILE_PNG
     _plot(png, rows, scores, taus, f"Performance profiles over {len(tasks)} task(s): {', '.join(names)}")
+    base_runs = _base_runs(tasks, rows)
     data: dict[str, Any] = {
         "tasks": [
             {
@@ -366,9 +382,12 @@ def write_aggregate(
             {
                 "arm": r.arm,
                 "runs_per_task": r.runs_per_task,
-                "iqm": {k: _estimate_json(e, r.runs_per_task * len(tasks)) for k, e in r.iqm.items()},
+                "iqm": {
+                    k: _estimate_json(e, _enough(r.runs_per_task * len(tasks), base_runs, False))
+                    for k, e in r.iqm.items()
+                },
                 "improvement": {
-                    k: None if e is None else _estimate_json(e, r.runs_per_task * len(tasks))
+                    k: None if e is None else _estimate_json(e, _enough(r.runs_per_task * len(tasks), base_runs, True))
                     for k, e in r.improvement.items()
                 },
                 "profile": {k: [v.tolist() for v in p] for k, p in r.profile.items()},
