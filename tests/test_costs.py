@@ -462,10 +462,49 @@ def test_robust_aggregate_refuses_times_the_costs_do_not_model() -> None:
     config = short("uniform")
     summaries = summarize(_records({"uniform": 1e-3, "laber-mean": 1e-3}), n_boot=20)
     table = _noisy_table(config)
-    with pytest.raises(ValueError, match="costs: arm 'laber-mean'.s training times"):
+    with pytest.raises(ValueError, match=r"costs: arm 'laber-mean'.s training times"):
         robust_aggregate(summaries, reps=50, costs=table)  # the runs' own clocks (uniform's happen to agree)
     other, _ = apply_costs(summaries, table.rounds([2, 2, 2, 2, 2]), _settings(config))
-    with pytest.raises(ValueError, match="costs: arm '(uniform|laber-mean)'.s training times"):
+    with pytest.raises(ValueError, match=r"costs: arm '(uniform|laber-mean)'.s training times"):
         robust_aggregate(other, reps=50, costs=table)  # another table's (round 2's) times
     costed, _ = apply_costs(summaries, table, _settings(config))
     assert robust_aggregate(costed, reps=50, costs=table)["laber-mean"]["p_auc_time"] is not None
+
+
+def test_auc_time_variants_when_the_horizon_arm_changes_and_evaluations_start_late() -> None:
+    """Rounds in which laber-mean costs 0.6x or 1.7x uniform's per training step: the arm that sets a draw's horizon
+    changes from draw to draw. The first evaluation comes after step 0 (the curve is held at its first value
+    before it, as in auc_in_time). Each draw is still exactly the equal-time score of its rounds' costs."""
+    config = short("uniform")
+    records = _records({"uniform": 1e-3, "laber-mean": 1e-3})
+    for recs in records.values():
+        for i, rec in enumerate(recs):
+            keep = rec.steps >= 300
+            recs[i] = replace(
+                rec, steps=rec.steps[keep], returns=rec.returns[keep] * (1 + i), train_seconds=rec.steps[keep] * 1e-3
+            )
+    summaries = summarize(records, n_boot=20)
+    base = (1e-3, 1.2e-3, 0.9e-3, 1.1e-3, 1e-3)
+    ratios = (0.6, 1.7, 0.6, 1.7, 1.0)
+    table = CostTable(
+        _settings(config),
+        400,
+        800,
+        {
+            "uniform": ArmCost("uniform", base, base, base),
+            "laber-mean": ArmCost("laber-mean", base, tuple(b * r for b, r in zip(base, ratios, strict=True)), base),
+        },
+    )
+    varied = auc_time_variants(summaries, table, draws=40, rng=11)
+    assert varied is not None
+    gen = np.random.default_rng(11)
+    setters = set()
+    for v in range(40):
+        drawn = table.rounds(gen.integers(0, table.reps, table.reps))
+        costed, note = apply_costs(summaries, drawn, _settings(config))
+        assert note is None
+        setters.add(min(costed, key=lambda s: float(s.times[0, -1]) if s.times is not None else 0.0).arm)
+        expected = robust_scores(costed)
+        for arm in varied:
+            np.testing.assert_allclose(varied[arm][v], expected[arm]["auc_time"], rtol=1e-12, atol=1e-9)
+    assert setters == {"uniform", "laber-mean"}  # both arms set the horizon in some draw
