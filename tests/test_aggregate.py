@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
+from laber.experiments import aggregate
 from laber.experiments.aggregate import (
     _resample,
     aggregate_table,
@@ -191,3 +192,21 @@ def test_variants_of_both_algorithms_stay_paired() -> None:
         x, y, reps=301, rng=4, variants_x=x[None] + shifts, variants_y=y[None] + shifts[::-1]
     )
     assert (unpaired.low, unpaired.high) == (0.0, 1.0)
+
+
+def test_chunked_bootstrap_loops_number_their_replicates_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profile and improvement loops resample in chunks (``CHUNK_CELLS``); replicate b must use version
+    b mod V whatever the chunk. Two versions of x, far below and far above y (and tau): replicate b scores
+    b mod 2 exactly, so over an even number of replicates half are 0 and half 1, and the percentile at 50%
+    +- a hair is 0.5 (one replicate more of either, as a chunk restarting its count at 0 gives with odd chunks,
+    moves it to 0 or 1)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(4, 1)), rng.normal(size=(3, 1))
+    versions = x[np.newaxis] + np.array([-1000.0, 1000.0])[:, None, None]
+    for cells in (2**24, 12 * 3, 12 * 5, 12 * 7):  # one chunk; chunks of 3, 5 and 7 replicates
+        monkeypatch.setattr(aggregate, "CHUNK_CELLS", cells)
+        p = probability_of_improvement(x, y, reps=2000, level=1e-9, rng=1, variants_x=versions)
+        assert p.low == pytest.approx(0.5, abs=1e-3) and p.high == pytest.approx(0.5, abs=1e-3), cells
+        monkeypatch.setattr(aggregate, "CHUNK_CELLS", cells // 3)  # profile cells: runs x tasks x taus = 4
+        _, low, high = performance_profile(x, [0.0], reps=2000, level=1e-9, rng=1, variants=versions)
+        assert low[0] == pytest.approx(0.5, abs=1e-3) and high[0] == pytest.approx(0.5, abs=1e-3), cells

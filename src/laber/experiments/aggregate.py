@@ -87,6 +87,9 @@ def score_matrix(scores: object, name: str = "scores") -> np.ndarray:
     return x
 
 
+CHUNK_CELLS = 2**24  # the bootstrap loops resample in chunks of about this many mask cells (bounded memory)
+
+
 def _check_level(level: float) -> float:
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
         raise ValueError(f"level must be a number in (0, 1), got level={level!r}")
@@ -202,7 +205,7 @@ def performance_profile(
     gen = as_generator(rng)
     value = _profile_rows(x[np.newaxis], t)[0]
     boots = np.empty((reps, t.size))
-    chunk = max(1, 2**24 // max(1, x.size * t.size))  # bounded memory for the (reps, runs, tasks, taus) mask
+    chunk = max(1, CHUNK_CELLS // max(1, x.size * t.size))  # bounded memory: the (reps, runs, tasks, taus) mask
     for start in range(0, reps, chunk):
         stop = min(reps, start + chunk)
         boots[start:stop] = _profile_rows(_resample(x, stop - start, gen, v, start), t)
@@ -243,7 +246,7 @@ def probability_of_improvement(
     gen = as_generator(rng)
     value = float(_improvement_rows(a[np.newaxis], b[np.newaxis])[0])
     boots = np.empty(reps)
-    chunk = max(1, 2**24 // max(1, a.shape[0] * b.shape[0] * a.shape[1]))
+    chunk = max(1, CHUNK_CELLS // max(1, a.shape[0] * b.shape[0] * a.shape[1]))  # the (reps, n_a, n_b, tasks) masks
     for start in range(0, reps, chunk):
         stop = min(reps, start + chunk)
         boots[start:stop] = _improvement_rows(
