@@ -550,8 +550,10 @@ def test_four_deep_byte_stacks_equal_naive_storage_on_both_backends(
     if backend == "numba":
         from laber import _kernels_stack
 
-        real = _kernels_stack.gather4
+        real, real_next = _kernels_stack.gather4, _kernels_stack.gather4_next
         monkeypatch.setattr(_kernels_stack, "gather4", lambda *a: (calls.append(1), real(*a))[1])
+        monkeypatch.setattr(_kernels_stack, "gather4_next", lambda *a: (paired.append(1), real_next(*a))[1])
+    paired: list[int] = []
     info = np.iinfo(dtype)
     for _ in range(int(rng.integers(3, 10))):
         length = int(rng.integers(1, 12))
@@ -561,6 +563,8 @@ def test_four_deep_byte_stacks_equal_naive_storage_on_both_backends(
         obs, next_obs = stacks[:-1].copy(), stacks[1:].copy()
         if rng.random() < 0.3:
             obs[length // 2, ..., 0] ^= 1  # breaks the stacking rule: an anchor inside the episode
+            if length > 1 and rng.random() < 0.5:  # and the row before it links to it (next_of) all the same
+                next_obs[length // 2 - 1] = obs[length // 2]
         for rb in (compressed, naive):
             rb.add(obs=obs, act=np.zeros((length, 1)), rew=np.zeros((length, 1)), next_obs=next_obs,
                    done=np.eye(1, length, length - 1).reshape(length, 1))  # fmt: skip
@@ -573,6 +577,8 @@ def test_four_deep_byte_stacks_equal_naive_storage_on_both_backends(
     np.testing.assert_array_equal(sample["obs"], want["obs"][sample["indexes"]])
     np.testing.assert_array_equal(sample["next_obs"], want["next_obs"][sample["indexes"]])
     assert bool(calls) == (backend == "numba")
+    # with next_of, sample rebuilds obs and next_obs in one pass (gather4_next: shared frames read once)
+    assert bool(paired) == (backend == "numba" and use_next_of)
 
 
 def test_stack_compress_memory_is_about_one_frame_per_row() -> None:

@@ -506,7 +506,7 @@ class ReplayBuffer:
 
         Without ``stack_compress``, one gather of whole records into a new block, the arrays views of it, each
         field in its own bytes (they may be non-contiguous: ``np.ascontiguousarray`` where it matters). With it,
-        the stacks are rebuilt from the columns (``StackLinks.reconstruct``) and every other field is gathered
+        the stacks are rebuilt from the columns (:meth:`_stack_and_next`) and every other field is gathered
         on its own: a whole-record copy would copy each row's newest frames too, most of its bytes, only to
         rebuild them (on ``benchmarks/bench_image.py``'s 84x84x4 stacks, 7 paired rounds of old and new: a
         median 1.11x faster at batch 32, 1.06x at 256).
@@ -514,9 +514,7 @@ class ReplayBuffer:
         if self._stack is not None:
             # the stacked fields' frames are most of a record's bytes and are rebuilt from the columns anyway: the
             # other fields column by column (each a fresh array) rather than a copy of whole records
-            derived = self._stack.reconstruct(indices, self._cols[STACK_LINK], self._cols)
-            if self._next_of is not None:
-                derived.update(self._next_of.gather(indices, self._cols[LINK][indices], self._read))
+            derived = self._stack_and_next(self._stack, indices)
             block: Mapping[str, np.ndarray] = {
                 n: self._cols[n][indices] for n in self._schema.public if n not in derived
             }
@@ -526,6 +524,35 @@ class ReplayBuffer:
                 return {name: block[name] for name in self._schema.public}
             derived = self._next_of.gather(indices, block[LINK], self._read)
         return {name: derived[name] if name in derived else block[name] for name in self._schema.public}
+
+    def _stack_and_next(self, stack: StackLinks, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The stacked fields at ``indices`` and, with ``next_of``, the derived fields. Where every ``next_of``
+        source is a stacked field (Atari's ``next_of="obs"``, ``stack_compress="obs"``), each source and its next
+        stacks are rebuilt in one pass (``StackLinks.reconstruct_next``); otherwise field by field."""
+        stack_links = self._cols[STACK_LINK]
+        if self._next_of is None:
+            return stack.reconstruct(indices, stack_links, self._cols)
+        links = self._cols[LINK][indices]
+        sources = [f.name for f in self._next_of.pairs.values()]
+        if len(set(sources)) == len(sources) and all(n in stack.fields for n in sources):
+            targets = self._next_of.targets(indices, links)
+            fused: dict[str, np.ndarray] = {}
+            for name, source in self._next_of.pairs.items():
+                pair = stack.reconstruct_next(source.name, indices, targets, stack_links, self._cols[source.name])
+                if pair is None:
+                    break
+                fused[source.name], fused[name] = pair
+            else:
+                self._next_of.fill(links, fused)
+                rest = [n for n in stack.fields if n not in fused]
+                if rest:
+                    fused.update(
+                        {n: v for n, v in stack.reconstruct(indices, stack_links, self._cols).items() if n in rest}
+                    )
+                return fused
+        derived = stack.reconstruct(indices, stack_links, self._cols)
+        derived.update(self._next_of.gather(indices, links, self._read))
+        return derived
 
     def _read(self, name: str, indices: np.ndarray) -> np.ndarray:
         """Stored values of field ``name`` at rows ``indices`` (stacks rebuilt for ``stack_compress`` fields)."""

@@ -201,6 +201,20 @@ class NextOfLinks(_SideStore):
         self._pending = np.concatenate([pending, np.array([[row, slot_one, steps]], dtype=np.int64)])
 
     # ------------------------------------------------------------------------------------------- reads
+    def targets(self, indices: np.ndarray, links: np.ndarray) -> np.ndarray:
+        """The row each next value of rows ``indices`` (links ``links``) is stored in, -1 where it is in the
+        side store (a row whose target was not written yet or was overwritten)."""
+        out: np.ndarray = np.where(links < 0, (indices - links) % self.size, -1)
+        return out
+
+    def fill(self, links: np.ndarray, values: Mapping[str, np.ndarray]) -> None:
+        """``values[name]`` holds the next values of rows whose ``links`` are negative (read from their
+        :meth:`targets`); write the other rows' from the side store (``gather`` without the reads)."""
+        held = links >= 0
+        if held.any():
+            for name in self.pairs:
+                values[name][held] = self._side[name][links[held]]
+
     def gather(self, indices: np.ndarray, links: np.ndarray, read: Reader) -> dict[str, np.ndarray]:
         """The derived fields of rows ``indices`` whose links are ``links`` (fresh arrays)."""
         linked = links < 0
@@ -326,6 +340,38 @@ class StackLinks(_SideStore):
                 value[older, ..., depth - 1 - d] = side[slot[older], ..., depth - 1 - d + e[older]]
             out[name] = value
         return out
+
+    def reconstruct_next(
+        self, name: str, indices: np.ndarray, targets: np.ndarray, links: np.ndarray, column: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The stacks of field ``name`` at rows ``indices`` and at rows ``targets`` (``next_of`` of a stacked
+        field; a negative target leaves its row of the second array unwritten), in one pass of the numba kernel
+        (``laber._kernels_stack.gather4_next``: where a target is the next row, the two stacks' five frames are
+        read once); None where the kernel does not apply (see ``reconstruct``), the caller then reconstructs."""
+        kern = kernels("stack") if self.depth == 4 and _LITTLE_ENDIAN else None
+        field = self.fields[name]
+        if kern is None or field.dtype not in _BYTES or column.ndim < 2:
+            return None
+        frame = column.shape[1:]
+        pixels = math.prod(frame)
+        rows = _flat_view(column.view(np.uint8), (column.shape[0], pixels))
+        if rows is None:
+            return None
+        side = self._side[name].view(np.uint8).reshape(-1, pixels, 3)
+        k = indices.shape[0]
+        value = np.empty((k, *frame, 4), field.dtype)
+        following = np.empty((k, *frame, 4), field.dtype)
+        kern.gather4_next(
+            rows,
+            side,
+            links,
+            np.asarray(indices, dtype=np.int64),
+            np.asarray(targets, dtype=np.int64),
+            self.size,
+            value.view(np.uint32).reshape(k, pixels),
+            following.view(np.uint32).reshape(k, pixels),
+        )
+        return value, following
 
     def _gather4(
         self, kern: Any, name: str, indices: np.ndarray, links: np.ndarray, column: np.ndarray
