@@ -405,16 +405,22 @@ def test_next_of_gives_exactly_what_naive_storage_gives(seed: int) -> None:
     np.testing.assert_array_equal(sample["next_obs"], want["next_obs"][sample["indexes"]])
 
 
-@pytest.mark.parametrize("one_by_one", [False, True], ids=["batch-adds", "single-adds"])
-def test_next_of_memory_is_close_to_obs_alone(one_by_one: bool) -> None:
+@pytest.mark.parametrize(
+    ("one_by_one", "nstep"),
+    [(False, None), (True, None), (True, 3)],
+    ids=["batch-adds", "single-adds", "single-adds-nstep3"],
+)
+def test_next_of_memory_is_close_to_obs_alone(one_by_one: bool, nstep: int | None) -> None:
     """84x84 uint8 frames: storage (records + side store) within 1.05x of the obs array alone (naive: 2x),
     whether episodes come as one batch add or one transition at a time (each single add takes a side slot
-    that the next add frees: the side store must not grow)."""
+    that the next add frees: the side store must not grow). With 3-step returns, three rows wait at once for
+    their successor three rows on, and each add resolves one of them: the others must stay pending."""
     size, frame = 3000, (84, 84)
     rb = ReplayBuffer(
         size,
         {"obs": {"shape": frame, "dtype": np.uint8}, "act": {"dtype": np.uint8}, "rew": {}, "done": {}},
         next_of="obs",
+        Nstep=None if nstep is None else {"size": nstep, "rew": "rew", "gamma": 0.99, "next": "next_obs"},
     )
     rng = np.random.default_rng(0)
     obs = rng.integers(0, 255, frame, dtype=np.uint8)

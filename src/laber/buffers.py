@@ -366,7 +366,7 @@ class ReplayBuffer:
                 self._rows.put_one(start, {**arrays, LINK: -1})  # the link is set just below
                 steps = arrays.get(STEPS)
                 count = 1 if steps is None else int(np.asarray(steps).reshape(-1)[0])
-                links.after_write_one(start, link_col, self._read, arrays, count)
+                links.after_write_one(start, link_col, self._read_row, arrays, count)
             self._next = (start + 1) % size
             if self._stored < size:
                 self._stored += 1
@@ -553,6 +553,15 @@ class ReplayBuffer:
         derived = stack.reconstruct(indices, stack_links, self._cols)
         derived.update(self._next_of.gather(indices, links, self._read))
         return derived
+
+    def _read_row(self, name: str, row: int) -> np.ndarray:
+        """Stored value of field ``name`` at row ``row``: a view of the storage where the field is stored whole
+        (read it at once, do not keep it), a rebuilt stack for ``stack_compress`` fields."""
+        if self._stack is not None and name in self._stack.fields:
+            rebuilt: np.ndarray = self._read(name, np.array([row], dtype=np.int64))[0]
+            return rebuilt
+        value: np.ndarray = self._cols[name][row]
+        return value
 
     def _read(self, name: str, indices: np.ndarray) -> np.ndarray:
         """Stored values of field ``name`` at rows ``indices`` (stacks rebuilt for ``stack_compress`` fields)."""

@@ -86,6 +86,7 @@ class _SideStore:
 
 
 Reader = Callable[[str, np.ndarray], np.ndarray]
+RowReader = Callable[[str, int], np.ndarray]  # the stored value of a field at one row (a view may do)
 
 
 class NextOfLinks(_SideStore):
@@ -169,36 +170,39 @@ class NextOfLinks(_SideStore):
         if old >= 0:
             self._free.append(old)
         pending = self._pending
-        if pending.shape[0] and (pending[:, 0] == row).any():
+        if pending.shape[0] and row in pending[:, 0].tolist():  # a handful of entries: a list beats array calls
             self._pending = pending[pending[:, 0] != row]
 
     def after_write_one(
-        self, row: int, links: np.ndarray, read: Reader, values: Mapping[str, np.ndarray], steps: int
+        self, row: int, links: np.ndarray, read_one: RowReader, values: Mapping[str, np.ndarray], steps: int
     ) -> None:
         """``after_write`` for one new row ``row``: the same links, slots and pending entries, without the
         array machinery a batch needs (an add of one transition is the hot path of every agent).
 
-        Its successor is never in the same write, so the row always takes a slot and waits; pending rows whose
-        successor is ``row`` are resolved as in ``after_write``."""
+        ``read_one(field, row)`` returns the stored value of a field at ``row`` (a view is fine: it is read at
+        once and not kept). Its successor is never in the same write, so the row always takes a slot and waits;
+        pending rows whose successor is ``row`` are resolved as in ``after_write``. The usual case, one entry
+        (the previous row) resolved by this row, builds no intermediate arrays."""
         pending = self._pending
+        kept: np.ndarray | None = pending
         if pending.shape[0]:
             # a handful of entries (rows whose successor is not stored yet): plain integers beat array calls here
             entries = pending.tolist()
             hits = [i for i, (src, _, st) in enumerate(entries) if (src + st) % self.size == row]
             if hits:
-                at = np.array([row], dtype=np.int64)
-                stored = {f.name: read(f.name, at)[0].tobytes() for f in self.pairs.values()}
+                stored = {f.name: read_one(f.name, row).tobytes() for f in self.pairs.values()}
                 for i in hits:
                     src, slot, st = entries[i]
                     if all(self._side[n][slot].tobytes() == stored[f.name] for n, f in self.pairs.items()):
                         links[src] = -st
                         self._free.append(slot)
-                pending = pending[[i for i in range(len(entries)) if i not in hits]]
+                kept = None if len(hits) == len(entries) else pending[[i for i in range(len(entries)) if i not in hits]]
         slot_one = self._free.pop() if self._free else int(self._allocate(1)[0])  # as _allocate(1) hands out
         for name, source_field in self.pairs.items():
             self._side[name][slot_one] = np.asarray(values[name], dtype=source_field.dtype).reshape(source_field.shape)
         links[row] = slot_one
-        self._pending = np.concatenate([pending, np.array([[row, slot_one, steps]], dtype=np.int64)])
+        entry = np.array([[row, slot_one, steps]], dtype=np.int64)
+        self._pending = entry if kept is None or kept.shape[0] == 0 else np.concatenate([kept, entry])
 
     # ------------------------------------------------------------------------------------------- reads
     def targets(self, indices: np.ndarray, links: np.ndarray) -> np.ndarray:
