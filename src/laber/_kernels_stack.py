@@ -112,8 +112,11 @@ def gather4_next(
         o = out[i]
         q = out_next[i]
         for p in range(o.shape[0]):
-            b1 = np.uint32(f1[p])
-            b2 = np.uint32(f2[p])
-            b3 = np.uint32(f3[p])
-            o[p] = np.uint32(f0[p]) | (b1 << np.uint32(8)) | (b2 << np.uint32(16)) | (b3 << np.uint32(24))
-            q[p] = b1 | (b2 << np.uint32(8)) | (b3 << np.uint32(16)) | (np.uint32(f4[p]) << np.uint32(24))
+            word = (
+                np.uint32(f0[p])
+                | (np.uint32(f1[p]) << np.uint32(8))
+                | (np.uint32(f2[p]) << np.uint32(16))
+                | (np.uint32(f3[p]) << np.uint32(24))
+            )
+            o[p] = word
+            q[p] = (word >> np.uint32(8)) | (np.uint32(f4[p]) << np.uint32(24))  # frames r - 2 .. r + 1
