@@ -405,6 +405,59 @@ def test_next_of_gives_exactly_what_naive_storage_gives(seed: int) -> None:
     np.testing.assert_array_equal(sample["next_obs"], want["next_obs"][sample["indexes"]])
 
 
+def _through_batch_links(rb: ReplayBuffer) -> None:
+    """Route ``rb``'s one-row link updates through the batch ``before_write``/``after_write`` on one row."""
+    links = rb._next_of
+    assert links is not None
+
+    def before(row: int, column: np.ndarray) -> None:
+        type(links).before_write(links, np.array([row], dtype=np.int64), column)
+
+    def after(row: int, column: np.ndarray, read_one: object, values: dict, steps: int) -> None:
+        rows, counts = np.array([row], dtype=np.int64), np.array([steps], dtype=np.int64)
+        type(links).after_write(links, rows, column, rb._read, {n: values[n] for n in links.pairs}, counts)
+
+    links.before_write_one = before  # type: ignore[method-assign]
+    links.after_write_one = after  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_next_of_single_add_state_equals_batch_link_update(seed: int) -> None:
+    """The one-row link update (``NextOfLinks.after_write_one``, the hot path) leaves exactly the state the batch
+    update leaves for one row: the same links, side store, free slots (in order) and pending entries (in order),
+    through N-step windows, ring wrap-around, episodes cut without ``on_episode_end``, chains broken on purpose
+    and values that repeat (small ranges link rows by chance)."""
+    rng = np.random.default_rng(1000 + seed)
+    size = int(rng.integers(1, 12))
+    n = int(rng.integers(1, min(size, 4) + 1))
+    nstep = None if seed % 3 == 0 else {"size": n, "rew": "rew", "gamma": 0.9, "next": "next_obs"}
+    env = {"obs": {"shape": 2, "dtype": np.uint8}, "act": {"dtype": np.uint8}, "rew": {}, "done": {}}
+    fast = ReplayBuffer(size, env, next_of="obs", Nstep=nstep, rng=0)
+    slow = ReplayBuffer(size, env, next_of="obs", Nstep=nstep, rng=0)
+    _through_batch_links(slow)
+    obs = rng.integers(0, 3, 2).astype(np.uint8)
+    for _ in range(int(rng.integers(5, 60))):
+        nxt = rng.integers(0, 3, 2).astype(np.uint8)
+        done = float(rng.random() < 0.15)
+        for rb in (fast, slow):
+            rb.add(obs=obs, act=1, rew=0.5, next_obs=nxt, done=done)
+        obs = nxt if rng.random() > 0.1 else rng.integers(0, 3, 2).astype(np.uint8)  # a broken chain now and then
+        if done or rng.random() < 0.05:
+            if rng.random() < 0.8:
+                fast.on_episode_end()
+                slow.on_episode_end()
+            obs = rng.integers(0, 3, 2).astype(np.uint8)
+        a, b = fast._next_of, slow._next_of
+        assert a is not None and b is not None
+        np.testing.assert_array_equal(fast._cols["_next_link"], slow._cols["_next_link"])
+        np.testing.assert_array_equal(a._side["next_obs"], b._side["next_obs"])
+        np.testing.assert_array_equal(a._pending, b._pending)
+        assert a._free == b._free
+    got, want = fast.get_all_transitions(), slow.get_all_transitions()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
 @pytest.mark.parametrize(
     ("one_by_one", "nstep"),
     [(False, None), (True, None), (True, 3)],
