@@ -9,6 +9,7 @@ drawn row. The floor is a plain numpy gather of the same bytes, ``take`` of the 
 bandwidth any sample of these bytes needs. Episodes of 1,000 steps; batches of 32 (the Atari DQN's) and 256.
 The adds store MinAtar-shaped (10, 10, 4) and Atari-shaped (84, 84, 4) uint8 observations with ``next_of="obs"``
 (each ``next_obs`` is the next ``obs``, episodes of 100 steps), into a buffer of ``ADD_ROWS`` rows that wraps.
+The same stacks are also sampled from buffers with ``stack_compress`` but no ``next_of`` (one stack per row).
 
 Run: ``python benchmarks/bench_image.py`` (or ``make bench``; ``--quick``: 2,000 rows).
 """
@@ -147,7 +148,38 @@ def main() -> None:
         )
         REPORT.ratio_headline(f"image sample({batch}), stack_compress: vs cpprb (x)", timing, cpprb_name, "laber")
         REPORT.ratio_headline(f"image sample({batch}), stack_compress: vs numpy floor (x)", timing, floor_name, "laber")
+    stacks_only(rng)
     add_one_next_of()
+
+
+def stacks_only(rng: np.random.Generator) -> None:
+    """``sample`` of the same stacks stored with ``stack_compress`` but without ``next_of`` (one stack per row)."""
+    from laber import ReplayBuffer
+
+    fields = _env()
+    buffers: dict[str, Any] = {"laber": ReplayBuffer(ROWS, fields, stack_compress="obs", rng=0)}
+    cpprb_name = peer_name("cpprb")
+    if wanted("cpprb"):
+        try:
+            import cpprb
+
+            buffers[cpprb_name] = cpprb.ReplayBuffer(ROWS, fields, stack_compress="obs")
+        except ImportError:
+            pass
+    for episode in _episodes(rng):
+        del episode["next_obs"]
+        for rb in buffers.values():
+            rb.add(**episode)
+            rb.on_episode_end()
+    for batch in (32, 256):
+        fns = {name: (lambda rb=rb, batch=batch: rb.sample(batch)) for name, rb in buffers.items()}
+        timing = measure(fns, number=None, repeat=11, round_ms=20.0)
+        REPORT.table(
+            f"sample({batch}) without next_of: obs only, 84x84x4 uint8 ({batch * 84 * 84 * 4 / 2**20:.1f} MiB)",
+            timing,
+            ["laber"],
+            [cpprb_name],
+        )
 
 
 if __name__ == "__main__":
