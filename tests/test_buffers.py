@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from laber import LaBERmean, ReplayBuffer
+from laber.links import LINK
 
 pytestmark = pytest.mark.usefixtures("storage_backend")  # every storage backend (tests/conftest.py)
 
@@ -449,7 +450,7 @@ def test_next_of_single_add_state_equals_batch_link_update(seed: int) -> None:
             obs = rng.integers(0, 3, 2).astype(np.uint8)
         a, b = fast._next_of, slow._next_of
         assert a is not None and b is not None
-        np.testing.assert_array_equal(fast._cols["_next_link"], slow._cols["_next_link"])
+        np.testing.assert_array_equal(fast._cols[LINK], slow._cols[LINK])
         np.testing.assert_array_equal(a._side["next_obs"], b._side["next_obs"])
         np.testing.assert_array_equal(a._pending, b._pending)
         assert a._free == b._free

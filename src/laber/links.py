@@ -184,7 +184,6 @@ class NextOfLinks(_SideStore):
         pending rows whose successor is ``row`` are resolved as in ``after_write``. The usual case, one entry
         (the previous row) resolved by this row, builds no intermediate arrays."""
         pending = self._pending
-        kept: np.ndarray | None = pending
         if pending.shape[0]:
             # a handful of entries (rows whose successor is not stored yet): plain integers beat array calls here
             entries = pending.tolist()
@@ -196,13 +195,14 @@ class NextOfLinks(_SideStore):
                     if all(self._side[n][slot].tobytes() == stored[f.name] for n, f in self.pairs.items()):
                         links[src] = -st
                         self._free.append(slot)
-                kept = None if len(hits) == len(entries) else pending[[i for i in range(len(entries)) if i not in hits]]
+                keep = [i for i in range(len(entries)) if i not in hits]
+                pending = pending[keep] if keep else pending[:0]
         slot_one = self._free.pop() if self._free else int(self._allocate(1)[0])  # as _allocate(1) hands out
         for name, source_field in self.pairs.items():
             self._side[name][slot_one] = np.asarray(values[name], dtype=source_field.dtype).reshape(source_field.shape)
         links[row] = slot_one
         entry = np.array([[row, slot_one, steps]], dtype=np.int64)
-        self._pending = entry if kept is None or kept.shape[0] == 0 else np.concatenate([kept, entry])
+        self._pending = np.concatenate([pending, entry]) if pending.shape[0] else entry
 
     # ------------------------------------------------------------------------------------------- reads
     def targets(self, indices: np.ndarray, links: np.ndarray) -> np.ndarray:
